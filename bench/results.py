@@ -1,0 +1,83 @@
+"""The results store of one run folder.
+
+Each finished cell is kept as ``OUT/cells/<cell_key>.json`` (its row) and
+``OUT/cells/<cell_key>.npz`` (per-image predictions, norms and a few gallery
+images), written atomically; ``OUT/results.csv`` is rebuilt from them after
+every cell.  An interrupted run therefore resumes where it stopped, and the CSV
+always holds exactly the finished cells.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.cache import atomic_write
+
+#: The columns of results.csv, in order (the first 17 are the documented core).
+COLUMNS = [
+    "dataset", "dataset_source", "n_train", "n_eval", "defense", "attack", "threat_model", "eps",
+    "clean_accuracy", "robust_accuracy", "attack_success_rate", "defense_rate",
+    "mean_l2", "mean_linf", "attack_seconds", "seed", "device",
+    # provenance and detail
+    "norm", "dataset_is_subset", "n_val", "n_test", "n_adversarial", "mean_l0",
+    "source_model", "attack_params", "defense_options", "model_cached", "adv_cached",
+    "suite_version", "torch_version", "art_version", "cell_key", "finished_at",
+]
+
+
+class ResultsStore:
+    """Rows of finished cells under ``out_dir`` (see the module docstring)."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.cells_dir = self.out_dir / "cells"
+
+    @property
+    def csv_path(self) -> Path:
+        return self.out_dir / "results.csv"
+
+    def has(self, cell_key: str) -> bool:
+        return (self.cells_dir / f"{cell_key}.json").exists()
+
+    def row(self, cell_key: str) -> dict:
+        return json.loads((self.cells_dir / f"{cell_key}.json").read_text())
+
+    def save(self, row: dict, arrays: dict[str, np.ndarray]) -> None:
+        key = row["cell_key"]
+        # Arrays first: a row on disk means its arrays are there too.
+        atomic_write(self.cells_dir / f"{key}.npz", lambda handle: np.savez_compressed(handle, **arrays))
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        text = json.dumps(clean, indent=1, sort_keys=True)
+        atomic_write(self.cells_dir / f"{key}.json", lambda handle: handle.write(text.encode()))
+
+    def arrays(self, cell_key: str) -> dict[str, np.ndarray]:
+        with np.load(self.cells_dir / f"{cell_key}.npz", allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+
+    def frame(self) -> pd.DataFrame:
+        rows = [json.loads(p.read_text()) for p in sorted(self.cells_dir.glob("*.json"))]
+        frame = pd.DataFrame(rows)
+        for column in COLUMNS:
+            if column not in frame:
+                frame[column] = pd.Series(dtype=object)
+        extra = [c for c in frame.columns if c not in COLUMNS]
+        order = ["dataset", "defense", "threat_model", "attack", "eps"]
+        return frame[COLUMNS + extra].sort_values(order, na_position="first", kind="stable",
+                                                 ignore_index=True)
+
+    def write_csv(self) -> Path:
+        frame = self.frame()
+        text = frame.to_csv(index=False)
+        atomic_write(self.csv_path, lambda handle: handle.write(text.encode()))
+        return self.csv_path
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """``results.csv`` of a run folder (or the CSV file itself) as a DataFrame."""
+    path = Path(path)
+    return pd.read_csv(path / "results.csv" if path.is_dir() else path)

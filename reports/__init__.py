@@ -1,0 +1,1 @@
+"""Reports: tables, plots and HTML built from a run's ``results.csv``."""
