@@ -10,6 +10,9 @@ Trained models and adversarial examples are cached by content (see
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import inspect
 import datetime as dt
 import itertools
 import json
@@ -25,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import bench
+import bench.models
 from attacks import AttackSpec, ThreatModel, get_attack, threat_model
 from attacks.art_adapter import art_classifier, run_attack
 from attacks.catalog import default_params
@@ -149,7 +153,7 @@ def trained_model(data: Dataset, defense_name: str, overrides: dict, seed: int,
     """The defense's model for ``data`` and ``seed``: from memory, the cache, or trained now."""
     defense = get_defense(defense_name)
     options = defense.options(data, overrides)
-    key = config_hash("model", data.fingerprint, defense.name, options, seed)
+    key = config_hash("model", data.fingerprint, defense.name, options, seed, _code_fingerprint(defense))
     if key in _LOADED:
         return TrainedModel(_LOADED[key], key, defense.name, options, True)
     model = defense.build(data, options)
@@ -169,6 +173,14 @@ def trained_model(data: Dataset, defense_name: str, overrides: dict, seed: int,
     return TrainedModel(model, key, defense.name, options, state is not None)
 
 
+@functools.lru_cache(maxsize=None)
+def _code_fingerprint(defense: Defense) -> str:
+    """Hash of the defense's module and the training loop: editing either retrains, never reuses."""
+    modules = {inspect.getmodule(defense.build), inspect.getmodule(defense.fit), bench.models}
+    sources = sorted(inspect.getsource(module) for module in modules if module is not None)
+    return hashlib.sha256("".join(sources).encode()).hexdigest()[:16]
+
+
 def eval_indices(n_test: int, samples: int, seed: int) -> np.ndarray:
     """The test images a cell evaluates: ``samples`` drawn by ``seed``, the same for every cell."""
     order = np.random.default_rng(seed).permutation(n_test)
@@ -179,7 +191,7 @@ def adversarial_examples(spec: AttackSpec, params: dict, source: TrainedModel, d
                          idx: np.ndarray, seed: int, device: torch.device, cache: Cache,
                          progress: bool) -> tuple[np.ndarray, float, bool]:
     """``(x_adv, seconds it took, came from cache)`` for the test images ``idx``."""
-    key = config_hash("adv", source.key, spec.name, params, array_fingerprint(idx), seed)
+    key = config_hash("adv", source.key, spec.name, params, array_fingerprint(idx), seed, art.__version__)
     with cache.lock("adversarial", key):
         stored = cache.load_arrays("adversarial", key)
         if stored is not None:
