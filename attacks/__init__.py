@@ -11,20 +11,31 @@ Threat models (``--threat-model``):
 ``transfer``
     Adversarial examples are crafted on the undefended ``none`` model of the
     same dataset and seed, then fed to the defense (the DunDi paper's protocol).
+``blackbox``
+    The attack only queries the defense's outputs, never its gradients: the
+    decision is the defense's ``predict`` when it has one (so DunDi's two-step
+    classifier is what is attacked), else argmax of its logits.  What the
+    queries return is in ``attacks.art_adapter.blackbox_classifier`` and in
+    each row's ``blackbox_output``; the number of queries in ``queries_per_image``.
+
+Which attack supports which threat model is data: ``AttackSpec.threat_models``
+(gradient attacks: ``whitebox`` and ``transfer``; query attacks: ``blackbox``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from bench.errors import BenchError
+from bench.plugins import ATTACK_GROUP, with_plugins
 
 
 class ThreatModel(str, enum.Enum):
     WHITEBOX = "whitebox"
     TRANSFER = "transfer"
+    BLACKBOX = "blackbox"
 
 
 class Norm(str, enum.Enum):
@@ -40,10 +51,16 @@ class AttackSpec:
     """One registered attack.
 
     ``bounded`` attacks take an ε budget (``--eps`` overrides the dataset
-    default); the others search for a minimal perturbation and run once.
-    ``make(estimator, params)`` returns the ART attack object.  ``uses_labels``
+    default); the others search for a minimal perturbation and run once (an ε
+    sweep scores them at each budget from their per-image perturbation norms).
+    ``make(estimator, params)`` returns the ART attack object; the estimator is
+    ART's ``PyTorchClassifier`` of the attacked model under ``whitebox`` and
+    ``transfer``, its ``BlackBoxClassifierNeuralNetwork`` under ``blackbox``
+    (see ``attacks.art_adapter``).  ``uses_labels``
     is False for attacks whose ``y`` means *target* labels in ART (JSMA): they
     get ``y=None`` and ART draws random targets from the seeded NumPy RNG.
+    ``parameters`` (family -> constructor parameters) is for third-party
+    attacks; the built-in ones keep theirs in ``attacks.catalog.PARAMETERS``.
     """
 
     name: str
@@ -55,12 +72,14 @@ class AttackSpec:
     make: Callable[[Any, dict], Any]
     uses_labels: bool = True
     origin: str = "built-in"
+    parameters: Mapping[str, dict] | None = dataclasses.field(default=None, hash=False)
 
 
 def _registry() -> dict[str, AttackSpec]:
     from attacks.catalog import ATTACKS
 
-    return {spec.name: spec for spec in ATTACKS}
+    # Third-party attacks: entry points of group "bench.attacks" (see bench/plugins.py).
+    return with_plugins({spec.name: spec for spec in ATTACKS}, ATTACK_GROUP, AttackSpec)
 
 
 REGISTRY: dict[str, AttackSpec] = _registry()

@@ -38,6 +38,7 @@ from torch import nn
 
 from bench.datasets import Dataset
 from bench.errors import BenchError
+from bench.plugins import DEFENSE_GROUP, with_plugins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,16 +94,19 @@ def coerce_option(key: str, value: Any, default: Any) -> Any:
         ) from None
 
 
-# Built-in defenses: module name -> it defines DEFENSE.
-_BUILT_IN = ("defenses.none",)
+# Built-in defenses: module name -> it defines DEFENSE (or DEFENSES, a tuple of them).
+_BUILT_IN = ("defenses.none", "defenses.dundi", "defenses.adversarial_training", "defenses.trades",
+             "defenses.distillation")
 
 
 def _load_registry() -> dict[str, Defense]:
     registry: dict[str, Defense] = {}
     for module_name in _BUILT_IN:
-        defense = importlib.import_module(module_name).DEFENSE
-        registry[defense.name] = defense
-    return registry
+        module = importlib.import_module(module_name)
+        for defense in getattr(module, "DEFENSES", None) or (module.DEFENSE,):
+            registry[defense.name] = defense
+    # Third-party defenses: entry points of group "bench.defenses" (see bench/plugins.py).
+    return with_plugins(registry, DEFENSE_GROUP, Defense)
 
 
 REGISTRY: dict[str, Defense] = _load_registry()
