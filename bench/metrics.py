@@ -13,7 +13,15 @@ Definitions (all fractions in [0, 1]; ``nan`` when the denominator is empty):
     (that model right on the clean image, wrong on the adversarial one), those
     the defense classifies correctly: the DunDi paper's "defended" figure.
     Under ``whitebox`` the crafting model is the defense's own ``forward``, so
-    the rate is 0 unless its ``predict`` disagrees with its logits.
+    the rate is 0 unless its ``predict`` disagrees with its logits; under
+    ``blackbox`` it is the defense's decision itself, so the rate is 0.
+``forward_predict_agreement``
+    Evaluated clean images on which the defense's decision (its ``predict``, if
+    any) equals argmax of its ``forward`` logits, the thing gradient attacks
+    differentiate; 1.0 for every defense without its own ``predict``.
+``queries_per_image``
+    ``blackbox`` only: images the attack asked the defense to classify, divided
+    by the evaluated images (every model evaluation ART made, counted).
 ``mean_l2``, ``mean_linf``, ``mean_l0``
     Mean perturbation norms over all evaluated images, on [0, 1] pixel scale
     (L0 counts changed pixel values, i.e. C·H·W entries).
