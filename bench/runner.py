@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import art
 import numpy as np
 import pandas as pd
 import torch
@@ -30,15 +29,18 @@ from tqdm.auto import tqdm
 import bench
 import bench.models
 from attacks import AttackSpec, ThreatModel, get_attack, threat_model
-from attacks.art_adapter import art_classifier, run_attack
-from attacks.catalog import default_params
+from attacks.art_adapter import ART_VERSION, art_classifier, blackbox_classifier, blackbox_output, run_attack
+from attacks.catalog import default_params, sweep_budgets
 from bench.cache import Cache, array_fingerprint, config_hash, default_cache_dir
+from bench.checks import MORE_STEPS, more_steps_name
 from bench.datasets import Dataset, load_dataset, validate_dataset_name
 from bench.devices import describe, resolve_device
 from bench.errors import BenchError
 from bench.metrics import perturbation_norms, summarize
-from bench.models import classify, logits_of
+from bench.models import classify, logits_of, seed_everything
+from bench.parallel import parallel_map
 from bench.results import ResultsStore
+from bench.user_model import UserModel, as_defense
 from defenses import Defense, FitContext, get_defense
 
 GALLERY_IMAGES = 8
@@ -47,7 +49,12 @@ GALLERY_IMAGES = 8
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One result row's configuration. ``eps=None`` means the dataset's default budget
-    (bounded attacks) or no budget (minimal-perturbation attacks)."""
+    (bounded attacks) or no budget (minimal-perturbation attacks).  ``user_model``
+    is set for a user's own model (``--model``), named ``defense`` in the results:
+    it carries what any worker process needs to rebuild that model.  A
+    minimal-perturbation attack's ``eps`` is the budget (in its own norm) its
+    one run is scored at.  ``check`` names a sanity cell the red flags add
+    (``bench.checks``): ``large-eps`` or ``more-steps``; empty for asked-for cells."""
 
     dataset: str
     defense: str
@@ -57,14 +64,26 @@ class Cell:
     samples: int = 200
     seed: int = 0
     defense_options: tuple[tuple[str, str], ...] = ()
+    user_model: UserModel | None = None
+    check: str = ""
 
     @property
     def key(self) -> str:
-        return config_hash("cell", self)
+        # Without a user model or a check, hash exactly the fields cells had before
+        # those existed, so existing run folders still resume.
+        unset = {"user_model": None, "check": ""}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if not (f.name in unset and getattr(self, f.name) == unset[f.name])}
+        return config_hash("cell", fields)
+
+    def plugin(self) -> str | Defense:
+        """What builds this cell's model: a registered defense's name, or the user's model."""
+        return as_defense(self.user_model) if self.user_model else self.defense
 
     def label(self) -> str:
         eps = "" if self.eps is None else f" eps={self.eps:g}"
-        return f"{self.dataset}/{self.defense}/{self.attack}/{self.threat_model.value}{eps}"
+        check = f" ({self.check})" if self.check else ""
+        return f"{self.dataset}/{self.defense}/{self.attack}/{self.threat_model.value}{eps}{check}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +95,9 @@ class Settings:
     data_dir: str | None = None
     cache_dir: str | None = None
     progress: bool = True
+    jobs: int = 1
+    backend: str = "loky"
+    scheduler: str | None = None
 
     @property
     def cache(self) -> Cache:
@@ -94,13 +116,16 @@ class TrainedModel:
 def make_grid(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequence[str],
               threat_models: Sequence[str], eps: Sequence[float] = (), samples: int = 200,
               seed: int = 0, defense_options: dict[str, str] | None = None,
-              data_dir: str | None = None) -> list[Cell]:
+              data_dir: str | None = None, eps_sweep: bool = False) -> list[Cell]:
     """Cross the choices into cells, validating every name and option first.
 
     ``defense_options`` maps ``KEY`` (every selected defense that has that
-    option) or ``DEFENSE:KEY`` (that defense only) to a value.  Minimal-
-    perturbation attacks ignore ``eps`` and give one cell; an attack is crossed
-    only with the threat models it supports.
+    option) or ``DEFENSE:KEY`` (that defense only) to a value.  Budgets per
+    attack come from ``attacks.catalog.sweep_budgets``: without ``eps`` or
+    ``eps_sweep`` one cell per attack; with them, bounded attacks get a cell per
+    budget and minimal-perturbation attacks their unbudgeted cell plus one per
+    budget of their norm (scored from one run).  An attack is crossed only with
+    the threat models it supports, and must support at least one chosen.
     """
     for name in datasets:
         validate_dataset_name(name)
@@ -122,12 +147,17 @@ def make_grid(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequenc
               or (":" in key and key.rpartition(":")[0] not in defenses)]
     if unused:
         raise BenchError(f"no selected defense has option {unused[0]!r} (defenses: {', '.join(defenses)})")
+    for spec in specs:
+        if not spec.threat_models & set(threats):
+            supported = ", ".join(t.value for t in ThreatModel if t in spec.threat_models)
+            raise BenchError(f"attack {spec.name!r} runs under threat model {supported}; "
+                             f"add it to --threat-model (chosen: {', '.join(t.value for t in threats)})")
+    families = {dataset: load_dataset(dataset, seed, data_dir).family for dataset in datasets}
     cells = []
     for dataset, defense, spec, threat in itertools.product(datasets, defenses, specs, threats):
         if threat not in spec.threat_models:
             continue
-        budgets = list(eps) if (spec.bounded and eps) else [None]
-        for budget in budgets:
+        for budget in sweep_budgets(spec, families[dataset], list(eps), eps_sweep):
             cells.append(Cell(dataset, defense, spec.name, threat, budget, samples, seed,
                               options[dataset, defense]))
     return cells
@@ -148,14 +178,16 @@ def _options_for(defense: Defense, data: Dataset, overrides: dict[str, str]) -> 
 _LOADED: dict[str, nn.Module] = {}
 
 
-def trained_model(data: Dataset, defense_name: str, overrides: dict, seed: int,
+def trained_model(data: Dataset, defense: str | Defense, overrides: dict, seed: int,
                   device: torch.device, cache: Cache, progress: bool) -> TrainedModel:
-    """The defense's model for ``data`` and ``seed``: from memory, the cache, or trained now."""
-    defense = get_defense(defense_name)
+    """The defense's model (a registered name, or a :class:`Defense` such as a user's model)
+    for ``data`` and ``seed``: from memory, the cache, or trained now."""
+    defense = get_defense(defense) if isinstance(defense, str) else defense
     options = defense.options(data, overrides)
     key = config_hash("model", data.fingerprint, defense.name, options, seed, _code_fingerprint(defense))
     if key in _LOADED:
         return TrainedModel(_LOADED[key], key, defense.name, options, True)
+    seed_everything(seed)  # weight initialisation must not depend on what ran before
     model = defense.build(data, options)
     with cache.lock("models", key):
         state = cache.load_state("models", key)
@@ -189,20 +221,31 @@ def eval_indices(n_test: int, samples: int, seed: int) -> np.ndarray:
 
 def adversarial_examples(spec: AttackSpec, params: dict, source: TrainedModel, data: Dataset,
                          idx: np.ndarray, seed: int, device: torch.device, cache: Cache,
-                         progress: bool) -> tuple[np.ndarray, float, bool]:
-    """``(x_adv, seconds it took, came from cache)`` for the test images ``idx``."""
-    key = config_hash("adv", source.key, spec.name, params, array_fingerprint(idx), seed, art.__version__)
+                         progress: bool, blackbox: bool = False) -> tuple[np.ndarray, float, bool, int]:
+    """``(x_adv, seconds it took, came from cache, model queries)`` for the test images ``idx``.
+
+    ``blackbox`` attacks query ``source`` through ``attacks.art_adapter.blackbox_classifier``
+    (and count the images queried); the others get its gradients.  Queries are 0 for those.
+    """
+    view = ("blackbox", blackbox_output(source.module)) if blackbox else ()
+    key = config_hash("adv", source.key, spec.name, params, array_fingerprint(idx), seed, ART_VERSION,
+                      *view)
     with cache.lock("adversarial", key):
         stored = cache.load_arrays("adversarial", key)
         if stored is not None:
-            return stored["x_adv"], float(stored["seconds"]), True
-        estimator = art_classifier(source.module, data.input_shape, data.num_classes, device)
+            return stored["x_adv"], float(stored["seconds"]), True, int(stored.get("queries", 0))
+        if blackbox:
+            estimator, counter = blackbox_classifier(source.module, data.input_shape, data.num_classes, device)
+        else:
+            estimator, counter = art_classifier(source.module, data.input_shape, data.num_classes, device), None
         started = time.perf_counter()
         x_adv = run_attack(spec, params, estimator, data.x_test[idx], data.y_test[idx],
                            seed=seed, device=device, progress=progress)
         seconds = time.perf_counter() - started
-        cache.save_arrays("adversarial", key, x_adv=x_adv, seconds=np.float64(seconds))
-        return x_adv, seconds, False
+        queries = counter.images if counter else 0
+        cache.save_arrays("adversarial", key, x_adv=x_adv, seconds=np.float64(seconds),
+                          queries=np.int64(queries))
+        return x_adv, seconds, False, queries
 
 
 def run_cell(cell: Cell, settings: Settings) -> dict:
@@ -211,21 +254,34 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     cache = settings.cache
     data = load_dataset(cell.dataset, cell.seed, settings.data_dir)
     spec = get_attack(cell.attack)
-    params = default_params(spec, data.family, cell.eps)
-    defended = trained_model(data, cell.defense, dict(cell.defense_options), cell.seed, device,
+    # A minimal-perturbation attack runs without a budget; cell.eps only scores it (below).
+    params = default_params(spec, data.family, cell.eps if spec.bounded else None)
+    if cell.check == "more-steps":
+        params = default_params(spec, data.family, cell.eps, max_iter=MORE_STEPS * params["max_iter"])
+    defended = trained_model(data, cell.plugin(), dict(cell.defense_options), cell.seed, device,
                              cache, settings.progress)
     if cell.threat_model is ThreatModel.TRANSFER:
         source = trained_model(data, "none", {}, cell.seed, device, cache, settings.progress)
     else:
         source = defended
+    blackbox = cell.threat_model is ThreatModel.BLACKBOX
     idx = eval_indices(data.n_test, cell.samples, cell.seed)
     x, y = data.x_test[idx], data.y_test[idx]
-    x_adv, seconds, adv_cached = adversarial_examples(spec, params, source, data, idx, cell.seed,
-                                                      device, cache, settings.progress)
+    x_adv, seconds, adv_cached, queries = adversarial_examples(spec, params, source, data, idx, cell.seed,
+                                                               device, cache, settings.progress, blackbox)
+    if not spec.bounded and cell.eps is not None:
+        # Within the budget an adversarial image counts; beyond it the clean image is scored.
+        within = perturbation_norms(x, x_adv)[spec.norm.value] <= cell.eps + 1e-6
+        x_adv = np.where(within.reshape(-1, *([1] * (x.ndim - 1))), x_adv, x)
     pred_clean, pred_adv = classify(defended.module, x, device), classify(defended.module, x_adv, device)
-    # "Fooled the model it was crafted on" is judged on the logits the attack differentiated.
-    source_clean = _argmax(source.module, x, device)
-    source_adv = _argmax(source.module, x_adv, device)
+    forward_clean = _argmax(defended.module, x, device)
+    if blackbox:
+        # The attack queried the defense's decision, so that is what it fooled or not.
+        source_clean, source_adv = pred_clean, pred_adv
+    else:
+        # "Fooled the model it was crafted on" is judged on the logits the attack differentiated.
+        source_clean = _argmax(source.module, x, device)
+        source_adv = _argmax(source.module, x_adv, device)
     norms = perturbation_norms(x, x_adv)
     row = {
         "dataset": data.name,
@@ -237,11 +293,11 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
         "n_eval": len(idx),
         "defense": cell.defense,
         "defense_options": _json(defended.options),
-        "attack": spec.name,
+        "attack": more_steps_name(spec.name) if cell.check == "more-steps" else spec.name,
         "attack_params": _json(params),
         "norm": spec.norm.value,
         "threat_model": cell.threat_model.value,
-        "eps": params.get("eps", float("nan")),
+        "eps": params["eps"] if spec.bounded else (float("nan") if cell.eps is None else cell.eps),
         "source_model": source.defense,
         **summarize(y, pred_clean, pred_adv, source_clean, source_adv, norms),
         "attack_seconds": seconds,
@@ -251,9 +307,13 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
         "device": describe(device),
         "suite_version": bench.__version__,
         "torch_version": torch.__version__,
-        "art_version": art.__version__,
+        "art_version": ART_VERSION,
         "cell_key": cell.key,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "check": cell.check,
+        "forward_predict_agreement": float((pred_clean == forward_clean).mean()),
+        "queries_per_image": queries / len(idx) if blackbox else float("nan"),
+        "blackbox_output": blackbox_output(defended.module) if blackbox else "",
     }
     arrays = {
         "index": idx, "y": y, "pred_clean": pred_clean, "pred_adv": pred_adv,
@@ -282,16 +342,69 @@ class GridOutcome:
     resumed: int
 
 
+def _models_needed(cells: list[Cell]) -> list[tuple[str, str, tuple, int]]:
+    """The distinct (dataset, defense, options, seed) the cells use, undefended sources included."""
+    needed = {(c.dataset, "none", (), c.seed) for c in cells if c.threat_model is ThreatModel.TRANSFER}
+    # A user's model (--model) comes trained: each worker just loads it.
+    needed |= {(c.dataset, c.defense, c.defense_options, c.seed) for c in cells if c.user_model is None}
+    return sorted(needed, key=lambda m: (m[1] != "none", m))
+
+
+def _adversarial_source(cell: Cell) -> tuple:
+    """Cells with equal sources attack the same model and so share adversarial examples."""
+    if cell.threat_model is ThreatModel.TRANSFER:
+        return ("none", (), ThreatModel.WHITEBOX.value)
+    return (cell.defense, cell.defense_options, cell.threat_model.value)
+
+
+def _share_adversarial(cells: list[Cell]) -> list[list[Cell]]:
+    """Group cells by the adversarial examples they need, so each set is crafted by one job."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        # A minimal attack's budgets all score one run, so its cells share one job.
+        eps = cell.eps if get_attack(cell.attack).bounded else None
+        key = (cell.dataset, cell.seed, cell.samples, cell.attack, eps, _adversarial_source(cell))
+        groups.setdefault(key, []).append(cell)
+    return list(groups.values())
+
+
+def _train_for(model: tuple[str, str, tuple, int], settings: Settings) -> str:
+    dataset, defense, options, seed = model
+    data = load_dataset(dataset, seed, settings.data_dir)
+    device = resolve_device(settings.device)
+    return trained_model(data, defense, dict(options), seed, device, settings.cache, settings.progress).key
+
+
+def _run_group(cells: list[Cell], settings: Settings) -> list[dict]:
+    return [run_cell(cell, settings) for cell in cells]
+
+
 def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True) -> GridOutcome:
-    """Run every cell not already finished in ``settings.out_dir``."""
+    """Run every cell not already finished in ``settings.out_dir``.
+
+    With ``settings.jobs > 1`` or the Dask backend, every model the grid needs
+    is trained first (each once, in parallel), then the cells run in groups
+    that share adversarial examples, so no two workers wait on the same work.
+    """
     cells = list(cells)
     store = ResultsStore(settings.out_dir)
     todo = [cell for cell in cells if not (resume and store.has(cell.key))]
+    parallel = {"jobs": settings.jobs, "backend": settings.backend, "scheduler": settings.scheduler}
+    in_process = settings.jobs == 1 and settings.backend == "loky"
+    worker_settings = settings if in_process else dataclasses.replace(settings, progress=False)
+    if not in_process:
+        models = _models_needed(todo)
+        for _ in tqdm(parallel_map(functools.partial(_train_for, settings=worker_settings), models, **parallel),
+                      total=len(models), desc="models", unit="model", disable=not settings.progress):
+            pass
     computed = []
-    bar = tqdm(todo, desc="cells", unit="cell", disable=not settings.progress)
-    for cell in bar:
-        bar.set_postfix_str(cell.label())
-        computed.append(run_cell(cell, settings))
+    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not settings.progress)
+    groups = _share_adversarial(todo)
+    for rows in parallel_map(functools.partial(_run_group, settings=worker_settings), groups, **parallel):
+        computed.extend(rows)
+        bar.update(len(rows))
+        bar.set_postfix_str(f"{rows[-1]['dataset']}/{rows[-1]['defense']}/{rows[-1]['attack']}")
         store.write_csv()
+    bar.close()
     store.write_csv()
     return GridOutcome(store.frame(), computed, len(cells) - len(todo))
