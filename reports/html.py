@@ -1,0 +1,355 @@
+"""``bench report``: one self-contained HTML file from one or more run folders.
+
+Everything is inside the file: tables are pandas ``Styler`` HTML, plots are
+PNGs inlined as ``data:`` URIs, the CSS is inline, and there is no script,
+font or link to fetch, so the report opens offline from a file or an e-mail.
+
+For each run: its metadata (versions, device, seeds, datasets with source and
+sizes, subsets labelled as such), then per dataset and threat model a heatmap
+and a table of defenses × attacks (robust accuracy; for ``transfer`` also the
+defense rate), robustness curves when the run swept ε, perturbation sizes and
+attack times, and a gallery of clean / adversarial / amplified-difference
+images.  With several runs, each later run is compared with the first.
+
+Example::
+
+    from reports.html import write_report
+    write_report(["runs/digits", "runs/digits-weak"], "report.html")
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Sequence
+
+import jinja2
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+import bench
+from attacks import REGISTRY as ATTACKS
+from attacks import ThreatModel
+from bench.regression import METRICS, read_run
+from bench.results import ResultsStore
+from defenses import REGISTRY as DEFENSES
+from reports import plots
+from reports.tables import attack_label
+
+#: The heatmaps and tables each threat model gets, in order (the first is its headline metric).
+METRICS_BY_THREAT = {
+    "whitebox": ("robust_accuracy",),
+    "transfer": ("defense_rate", "robust_accuracy"),
+}
+#: Images per attack in a gallery (the run stores the first 8 evaluated).
+GALLERY_SHOWN = 4
+#: Columns of the "all cells" table at the end of each run.
+ALL_CELLS_COLUMNS = ["dataset", "threat_model", "defense_label", "attack_label", "n_eval", "clean_accuracy",
+                     "robust_accuracy", "attack_success_rate", "defense_rate", "n_adversarial", "mean_l2",
+                     "mean_linf", "mean_l0", "attack_seconds", "source_model", "model_cached", "adv_cached"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run folder: its name in the report, its rows (with display labels) and its store."""
+
+    name: str
+    frame: pd.DataFrame
+    store: ResultsStore
+
+
+def load_run(path: str | Path, name: str | None = None) -> Run:
+    """Read ``path/results.csv`` and label its defenses and attacks for display."""
+    frame = read_run(path)
+    frame = frame.assign(defense_label=defense_labels(frame), attack_label=frame.apply(attack_label, axis=1)
+                         if len(frame) else pd.Series(dtype=str))
+    # A minimal-perturbation attack runs once; its budget rows only score that run differently.
+    minimal = frame["attack"].map(lambda name: name in ATTACKS and not ATTACKS[name].bounded)
+    frame["examples"] = frame["attack_label"].where(~minimal, frame["attack"])
+    frame = frame.sort_values(["dataset", "threat_model", "defense_label", "attack_label"],
+                              key=_display_order, kind="stable", ignore_index=True)
+    return Run(name or Path(path).name or str(path), frame, ResultsStore(path))
+
+
+def defense_labels(frame: pd.DataFrame) -> pd.Series:
+    """The defense's name, plus what tells its variants apart when one run holds several.
+
+    ``none`` normally; ``none [epochs=1]`` and ``none [epochs=30]`` when the
+    run folder holds the defense with two option sets (likewise ``seed=`` and
+    ``n_eval=``), so no table ever averages two configurations silently.
+    """
+    labels = frame["defense"].astype(str).copy()
+    for name, group in frame.groupby("defense"):
+        options = [json.loads(text) if isinstance(text, str) else {} for text in group["defense_options"]]
+        keys = sorted({key for option in options for key in option
+                       if len({json.dumps(o.get(key), sort_keys=True) for o in options}) > 1})
+        parts = [[f"{key}={option.get(key)}" for key in keys] for option in options]
+        for column in ("seed", "n_eval"):
+            if group[column].nunique() > 1:
+                parts = [part + [f"{column}={value}"] for part, value in zip(parts, group[column])]
+        if any(parts):
+            labels[group.index] = [f"{name} [{', '.join(part)}]" for part in parts]
+    return labels
+
+
+def _defense_rank(label: str) -> tuple:
+    """Registry order (``none`` first), then unregistered defenses by name."""
+    names = list(DEFENSES)
+    name = label.split(" [")[0]
+    return (names.index(name) if name in names else len(names), label)
+
+
+def _attack_rank(label: str) -> tuple:
+    """Registry order, ε ascending within an attack (``fgsm@0.1`` before ``fgsm@0.3``)."""
+    names = list(ATTACKS)
+    name, _, eps = label.partition("@")
+    return (names.index(name) if name in names else len(names), name, float(eps) if eps else 0.0)
+
+
+def _threat_rank(name: str) -> tuple:
+    """``whitebox`` first, then the others in the order ``attacks.ThreatModel`` lists them."""
+    names = [threat.value for threat in ThreatModel]
+    return (names.index(name) if name in names else len(names), name)
+
+
+def _display_order(column: pd.Series) -> pd.Series:
+    """Sort key for ``sort_values``: threat models, defenses and attacks in display order."""
+    rank = {"threat_model": _threat_rank, "defense_label": _defense_rank,
+            "attack_label": _attack_rank}.get(column.name)
+    return column.map(rank) if rank else column
+
+
+def grid(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Defenses × attacks of ``metric`` (one dataset and threat model), in display order."""
+    table = frame.pivot(index="defense_label", columns="attack_label", values=metric)
+    table = table.reindex(index=sorted(table.index, key=_defense_rank),
+                          columns=sorted(table.columns, key=_attack_rank))
+    table.index.name, table.columns.name = "defense", "attack"
+    return table
+
+
+def figure_uri(figure) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI (and closed, to free its memory)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def styled(table: pd.DataFrame, gradient: str | None = plots.FRACTION_CMAP, vmin: float = 0.0,
+           vmax: float = 1.0, precision: int = 3) -> Markup:
+    """``table`` as HTML with numbers rounded and (optionally) cells shaded like the heatmaps."""
+    style = table.style.format(precision=precision, na_rep="–").set_table_attributes('class="data"')
+    if table.index.nlevels == 1:  # one index level: its name would only add an empty header row
+        style = style.hide(axis="index", names=True)
+    if gradient:
+        numeric = table.select_dtypes("number").columns
+        style = style.background_gradient(cmap=gradient, vmin=vmin, vmax=vmax, subset=numeric)
+    return Markup(style.to_html())
+
+
+def _unique(values: pd.Series) -> str:
+    return ", ".join(str(v) for v in dict.fromkeys(values.dropna())) or "–"
+
+
+def metadata(run: Run) -> dict:
+    """What produced the run: versions, device, seeds, when, and its datasets with provenance."""
+    frame = run.frame
+    facts = {
+        "run folder": str(run.store.out_dir),
+        "cells": str(len(frame)),
+        "finished": f"{frame['finished_at'].min()} … {frame['finished_at'].max()}" if len(frame) else "–",
+        "suite version": _unique(frame["suite_version"]),
+        "torch": _unique(frame["torch_version"]),
+        "ART": _unique(frame["art_version"]),
+        "device": _unique(frame["device"]),
+        "seed": _unique(frame["seed"]),
+        "test images per cell": _unique(frame["n_eval"]),
+    }
+    datasets = []
+    for name, group in frame.groupby("dataset", sort=False):
+        first = group.iloc[0]
+        datasets.append({"name": name, "source": first["dataset_source"],
+                         "subset": bool(group["dataset_is_subset"].astype(bool).any()),
+                         "sizes": {"train": int(first["n_train"]), "validation": int(first["n_val"]),
+                                   "test": int(first["n_test"]), "evaluated": _unique(group["n_eval"])}})
+    def per(label: str, column: str) -> dict[str, str]:
+        unique = frame.drop_duplicates(["dataset", label])
+        return {f"{row['dataset']} · {row[label]}": row[column] for _, row in unique.iterrows()}
+
+    return {"facts": facts, "datasets": datasets, "defense_options": per("defense_label", "defense_options"),
+            "attack_params": per("attack_label", "attack_params")}
+
+
+def threat_sections(frame: pd.DataFrame, dataset: str) -> list[dict]:
+    """Per threat model: a heatmap and a table for each of its metrics, and ε curves if swept."""
+    sections = []
+    for threat, cells in frame.groupby("threat_model", sort=False):
+        blocks = []
+        for metric in METRICS_BY_THREAT.get(threat, ("robust_accuracy",)):
+            table = grid(cells, metric)
+            title = f"{dataset} · {threat} · {metric.replace('_', ' ')}"
+            clean = cells.groupby("defense_label", sort=False)["clean_accuracy"].first().rename("clean")
+            blocks.append({"metric": metric, "heatmap": figure_uri(plots.heatmap(table, title)),
+                           "table": styled(pd.concat([clean, table], axis=1).rename_axis("defense"))})
+        swept = cells[cells["eps"].notna()].groupby("attack").filter(lambda g: g["eps"].nunique() > 1)
+        curves = None
+        if len(swept):
+            lines = swept[["attack", "norm", "eps", "defense_label", "robust_accuracy"]].rename(
+                columns={"defense_label": "defense"})
+            curves = figure_uri(plots.robustness_curves(lines, "robust_accuracy",
+                                                        f"{dataset} · {threat}: accuracy vs ε"))
+        sections.append({"threat": threat, "blocks": blocks, "curves": curves})
+    return sections
+
+
+def crafted(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per set of adversarial examples: by the model they were crafted on and the attack.
+
+    White-box examples are crafted on each defense; transfer examples on the
+    source model (shared by every defense), so they are counted once.
+    """
+    frame = frame.assign(crafted_on=np.where(frame["threat_model"] == "transfer", frame["source_model"],
+                                             frame["defense_label"]))
+    return frame.drop_duplicates(["crafted_on", "examples"])
+
+
+def perturbation_section(run: Run, frame: pd.DataFrame, dataset: str) -> dict:
+    """Perturbation sizes (per image) and attack times of one dataset, by crafting model."""
+    sets = crafted(frame)
+    table = sets.set_index(["crafted_on", "examples"])[["mean_l2", "mean_linf", "mean_l0", "attack_seconds"]]
+    table.index.names = ["crafted on", "attack"]
+    norms = []
+    for row in sets.itertuples():
+        arrays = _arrays(run, row.cell_key)
+        if arrays is None:
+            continue
+        for kind, key in (("L2", "l2"), ("L∞", "linf")):
+            norms.append(pd.DataFrame({"attack": row.examples, "defense": row.crafted_on, "norm": kind,
+                                       "size": arrays[key]}))
+    times = sets[["examples", "crafted_on", "attack_seconds"]].rename(
+        columns={"examples": "attack", "crafted_on": "defense"})
+    sizes = None
+    if norms:
+        sizes = figure_uri(plots.perturbation_sizes(pd.concat(norms, ignore_index=True),
+                                                    f"{dataset}: perturbation per image"))
+    return {"table": styled(table, gradient=None), "sizes": sizes,
+            "times": figure_uri(plots.attack_times(times, f"{dataset}: attack time"))}
+
+
+def gallery_section(run: Run, frame: pd.DataFrame, dataset: str) -> list[dict]:
+    """One gallery per threat model and defense: each attack's first images, labelled."""
+    galleries = []
+    for (threat, defense), cells in frame.groupby(["threat_model", "defense_label"], sort=False):
+        rows = []
+        for row in cells.drop_duplicates("examples").itertuples():
+            arrays = _arrays(run, row.cell_key)
+            if arrays is None or "gallery_x" not in arrays:
+                continue
+            shown = slice(0, min(GALLERY_SHOWN, len(arrays["gallery_x"])))
+            rows.append({"label": row.examples, "x": arrays["gallery_x"][shown],
+                         "x_adv": arrays["gallery_x_adv"][shown], "y": arrays["y"][shown],
+                         "pred_clean": arrays["pred_clean"][shown], "pred_adv": arrays["pred_adv"][shown]})
+        if rows:
+            title = f"{dataset} · {threat} · {defense}"
+            galleries.append({"threat": threat, "defense": defense,
+                              "image": figure_uri(plots.gallery(rows, title))})
+    return galleries
+
+
+def _arrays(run: Run, cell_key: str) -> dict[str, np.ndarray] | None:
+    """The cell's per-image arrays, or None when the folder holds only results.csv."""
+    try:
+        return run.store.arrays(cell_key)
+    except FileNotFoundError:
+        return None
+
+
+def run_section(run: Run) -> dict:
+    """Everything the template shows for one run."""
+    datasets = []
+    for dataset, frame in run.frame.groupby("dataset", sort=False):
+        datasets.append({
+            "name": dataset,
+            "subset": bool(frame["dataset_is_subset"].astype(bool).any()),
+            "threats": threat_sections(frame, dataset),
+            "perturbation": perturbation_section(run, frame, dataset),
+            "galleries": gallery_section(run, frame, dataset),
+        })
+    cells = run.frame[ALL_CELLS_COLUMNS].rename(columns={"defense_label": "defense",
+                                                          "attack_label": "attack"})
+    return {"name": run.name, "metadata": metadata(run), "datasets": datasets,
+            "all_cells": styled(cells.set_index(["dataset", "threat_model", "defense", "attack"]),
+                                gradient=None)}
+
+
+COMPARED = ["dataset", "threat_model", "defense_label", "attack_label"]
+
+
+def comparison_table(reference: Run, other: Run) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Cells of both runs with each metric side by side and ``Δ = other − reference``; and the
+    cells only one run has (``{run name: ["dataset / threat / defense / attack", ...]}``)."""
+    merged = reference.frame.merge(other.frame, on=COMPARED, how="outer", suffixes=(" ref", " now"),
+                                   indicator=True)
+    both = merged[merged["_merge"] == "both"].sort_values(COMPARED, key=_display_order, kind="stable")
+    columns = {}
+    for metric in METRICS:
+        columns[(metric, reference.name)] = both[f"{metric} ref"].to_numpy()
+        columns[(metric, other.name)] = both[f"{metric} now"].to_numpy()
+        columns[(metric, "Δ")] = (both[f"{metric} now"] - both[f"{metric} ref"]).to_numpy()
+    index = pd.MultiIndex.from_frame(both[COMPARED], names=["dataset", "threat model", "defense", "attack"])
+    only = {name: [" / ".join(str(v) for v in row) for row in
+                   merged.loc[merged["_merge"] == kind, COMPARED].itertuples(index=False)]
+            for name, kind in ((reference.name, "left_only"), (other.name, "right_only"))}
+    return pd.DataFrame(columns, index=index), only
+
+
+def comparison(reference: Run, other: Run) -> dict:
+    """The comparison section: Δ heatmaps of each threat model's headline metric, the side-by-side
+    table, and the cells only one run has."""
+    table, only = comparison_table(reference, other)
+    deltas = [column for column in table.columns if column[1] == "Δ"]
+    style = (table.style.format(precision=3, na_rep="–").set_table_attributes('class="data"')
+             .background_gradient(cmap=plots.DELTA_CMAP, vmin=-1, vmax=1, subset=deltas))
+    heatmaps = []
+    for (dataset, threat), cells in table.groupby(level=["dataset", "threat model"], sort=False):
+        metric = METRICS_BY_THREAT.get(threat, ("robust_accuracy",))[0]
+        delta = cells[(metric, "Δ")].rename("delta").reset_index().rename(
+            columns={"defense": "defense_label", "attack": "attack_label"})
+        heatmaps.append(figure_uri(plots.delta_heatmap(
+            grid(delta, "delta"), f"{dataset} · {threat}: {other.name} − {reference.name}", metric)))
+    return {"reference": reference.name, "other": other.name, "table": Markup(style.to_html()),
+            "heatmaps": heatmaps, "only": only}
+
+
+def render(runs: Sequence[Run]) -> str:
+    """The report's HTML text."""
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
+                                     autoescape=jinja2.select_autoescape(["html"]),
+                                     undefined=jinja2.StrictUndefined)
+    return environment.get_template("report.html").render(
+        title="bench report: " + ", ".join(run.name for run in runs),
+        generated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        suite_version=bench.__version__,
+        runs=[run_section(run) for run in runs],
+        comparisons=[comparison(runs[0], run) for run in runs[1:]],
+    )
+
+
+def write_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
+    """Render the report of ``run_dirs`` (the first is the reference of any comparison) to ``out_path``."""
+    paths = [Path(p) for p in run_dirs]
+    names = [p.name or str(p) for p in paths]
+    if len(set(names)) < len(names):  # same folder name in different places: use the paths
+        names = [str(p) for p in paths]
+    text = render([load_run(path, name) for path, name in zip(paths, names)])
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    return out_path

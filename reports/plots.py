@@ -1,0 +1,171 @@
+"""The report's plots: small functions, each taking tidy data and returning a matplotlib Figure.
+
+Every function draws with seaborn/matplotlib on the Agg backend (no display
+needed) and leaves saving to the caller (``reports.html.figure_uri`` inlines
+the figure as a PNG).  Accuracies and rates are fractions, drawn on [0, 1].
+
+Example::
+
+    from reports.plots import heatmap
+    figure = heatmap(summary.drop(columns="clean"), "digits · whitebox · robust accuracy")
+    figure.savefig("heatmap.png")
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+
+#: Colour maps: sequential for fractions (high = robust), diverging around 0 for differences.
+FRACTION_CMAP = "viridis"
+DELTA_CMAP = "RdBu"
+NORM_NAMES = {"linf": "L∞", "l2": "L2", "l0": "L0"}
+
+
+def heatmap(table: pd.DataFrame, title: str) -> Figure:
+    """Defenses (rows) × attacks (columns) of one metric, annotated, on a fixed [0, 1] scale.
+
+    ``table``: defenses × attacks of fractions (NaN cells stay blank).
+    """
+    rows, columns = table.shape
+    figure, ax = plt.subplots(figsize=(1.8 + 0.72 * max(columns, 2), 1.1 + 0.36 * max(rows, 2)),
+                              layout="constrained")
+    sns.heatmap(table.astype(float), vmin=0, vmax=1, cmap=FRACTION_CMAP, annot=True, fmt=".2f",
+                linewidths=0.5, ax=ax)
+    ax.set(title=title, xlabel="attack", ylabel="defense")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    return figure
+
+
+def delta_heatmap(table: pd.DataFrame, title: str, value: str) -> Figure:
+    """Defenses × attacks of a difference ``value`` between runs (``now - reference``), centred on 0.
+
+    The colour scale is symmetric and at least ±0.1, so small noise stays pale.
+    """
+    rows, columns = table.shape
+    limit = max(0.1, float(np.nanmax(np.abs(table.to_numpy(dtype=float)))) if table.size else 0.1)
+    figure, ax = plt.subplots(figsize=(1.8 + 0.72 * max(columns, 2), 1.1 + 0.36 * max(rows, 2)),
+                              layout="constrained")
+    sns.heatmap(table.astype(float), vmin=-limit, vmax=limit, center=0, cmap=DELTA_CMAP, annot=True,
+                fmt="+.2f", linewidths=0.5, ax=ax)
+    ax.set(title=f"{title}\nΔ {value.replace('_', ' ')}", xlabel="attack", ylabel="defense")
+    ax.tick_params(axis="x", rotation=30)
+    ax.tick_params(axis="y", rotation=0)
+    return figure
+
+
+def robustness_curves(frame: pd.DataFrame, value: str, title: str) -> Figure:
+    """``value`` against the budget ε, one panel per attack, one line per defense.
+
+    ``frame``: rows with columns ``attack``, ``norm`` (of ε: ``linf``, ``l2``,
+    ``l0``), ``eps``, ``defense`` and ``value`` (only attacks with two or more
+    budgets make a curve; a minimal-perturbation attack's budgets score its one run).
+    """
+    attacks = list(dict.fromkeys(frame["attack"]))
+    figure, axes = plt.subplots(1, len(attacks), figsize=(3.6 * len(attacks) + 1.6, 3.2), sharey=True,
+                                squeeze=False, layout="constrained")
+    for ax, attack in zip(axes[0], attacks):
+        sns.lineplot(data=frame[frame["attack"] == attack], x="eps", y=value, hue="defense", marker="o",
+                     ax=ax, legend=ax is axes[0][-1])
+        norm = frame.loc[frame["attack"] == attack, "norm"].iloc[0]
+        ax.set(title=attack, xlabel=f"ε ({NORM_NAMES.get(norm, norm)})", ylabel=value.replace("_", " "),
+               ylim=(-0.02, 1.02))
+    if axes[0][-1].get_legend():
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    figure.suptitle(title)
+    return figure
+
+
+def perturbation_sizes(norms: pd.DataFrame, title: str) -> Figure:
+    """Per-image perturbation size per attack: one box plot per norm, one box per crafting model.
+
+    ``norms``: long form, one row per image with columns ``attack``,
+    ``defense`` (the model the examples were crafted on), ``norm`` (``L2``,
+    ``L∞``) and ``size`` on [0, 1] pixel scale.
+    """
+    kinds = list(dict.fromkeys(norms["norm"]))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(5.4 * len(kinds) + 1.6, 3.4), squeeze=False,
+                                layout="constrained")
+    for ax, kind in zip(axes[0], kinds):
+        sns.boxplot(data=norms[norms["norm"] == kind], x="attack", y="size", hue="defense", fliersize=1.5,
+                    ax=ax, legend=ax is axes[0][-1])
+        ax.set(title=f"{kind} of x_adv − x", xlabel="", ylabel=kind)
+        ax.tick_params(axis="x", rotation=30)
+    if axes[0][-1].get_legend():
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="crafted on")
+    figure.suptitle(title)
+    return figure
+
+
+def attack_times(frame: pd.DataFrame, title: str) -> Figure:
+    """Seconds each attack took to craft its examples (log scale), one bar per model attacked.
+
+    ``frame``: one row per set of examples with columns ``attack``, ``defense``
+    (the model they were crafted on) and ``attack_seconds``.
+    """
+    attacks = frame["attack"].nunique()
+    figure, ax = plt.subplots(figsize=(1.4 * max(attacks, 2) + 3.2, 3.0), layout="constrained")
+    sns.barplot(data=frame, x="attack", y="attack_seconds", hue="defense", ax=ax)
+    ax.set(title=title, xlabel="", ylabel="seconds", yscale="log")
+    ax.tick_params(axis="x", rotation=30)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="crafted on")
+    return figure
+
+
+def gallery(rows: list[dict], title: str) -> Figure:
+    """Clean / adversarial / amplified difference for a few images per attack, with labels.
+
+    ``rows``: one dict per attack with ``label`` (str), ``x`` and ``x_adv``
+    (``N×C×H×W`` in [0, 1]), ``y``, ``pred_clean`` and ``pred_adv`` (``N`` ints).
+    Each difference is scaled by ``k = 1 / max|x_adv − x|`` of its image
+    (shown as ``Δ×k``): red where pixels got brighter, blue where darker.
+    Predictions the defense got wrong are titled in red.
+    """
+    images = max(len(row["x"]) for row in rows)
+    figure, axes = plt.subplots(len(rows), 3 * images, squeeze=False,
+                                figsize=(0.95 * 3 * images + 0.9, 1.25 * len(rows) + 0.5))
+    for line, row in zip(axes, rows):
+        line[0].set_ylabel(row["label"], rotation=0, ha="right", va="center", fontsize=9)
+        for i in range(images):
+            clean, adv, diff = line[3 * i: 3 * i + 3]
+            if i >= len(row["x"]):
+                continue
+            x, x_adv = _hwc(row["x"][i]), _hwc(row["x_adv"][i])
+            delta = x_adv - x
+            scale = float(np.abs(delta).max())
+            _show(clean, x, f"{row['y'][i]}→{row['pred_clean'][i]}", row["pred_clean"][i] == row["y"][i])
+            _show(adv, x_adv, f"adv→{row['pred_adv'][i]}", row["pred_adv"][i] == row["y"][i])
+            amplified = delta / scale if scale > 0 else delta
+            if amplified.ndim == 2:
+                diff.imshow(amplified, cmap="RdBu_r", vmin=-1, vmax=1)
+            else:
+                diff.imshow(np.clip(0.5 + 0.5 * amplified, 0, 1))
+            diff.set_title(f"Δ×{1 / scale:.0f}" if scale > 0 else "Δ=0", fontsize=8, color="dimgray")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    figure.suptitle(title + "   (true→predicted; red: wrong)", fontsize=10)
+    figure.tight_layout(pad=0.3, h_pad=0.6, w_pad=0.2)
+    return figure
+
+
+def _hwc(image: np.ndarray) -> np.ndarray:
+    """``C×H×W`` -> ``H×W`` (grey) or ``H×W×3`` (colour), as float64."""
+    image = np.asarray(image, dtype=np.float64)
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+
+
+def _show(ax, image: np.ndarray, title: str, correct: bool) -> None:
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_title(title, fontsize=8, color="black" if correct else "red")

@@ -1,0 +1,204 @@
+"""`bench report` on real digits runs: the numbers it shows, its labels, and a real browser render."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import cli
+from bench.results import ResultsStore
+from reports import plots
+from reports.html import comparison_table, defense_labels, grid, load_run
+
+DEFENSES = "none,adv-fgsm"
+ATTACKS = "fgsm,deepfool"
+GRID = ["--attack", ATTACKS, "--eps", "0.1,0.3", "--samples", "40", "--no-flags", "-q"]
+
+
+def _bench(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A run with two defenses × two attacks (one swept over ε), a weakened run, and the report of both."""
+    root = tmp_path_factory.mktemp("report")
+    main, weak = root / "digits", root / "digits-weak"
+    _bench("run", "--defense", DEFENSES, *GRID, "--out", main)
+    _bench("run", "--defense", "none", "--defense-option", "epochs=1", *GRID, "--out", weak)
+    report, compared = root / "report.html", root / "compared.html"
+    _bench("report", main, "--out", report)
+    _bench("report", main, weak, "--out", compared)
+    return main, weak, report, compared
+
+
+def test_report_is_one_self_contained_file(runs):
+    _, _, report, _ = runs
+    html = report.read_text()
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    # Nothing to fetch: no scripts, stylesheets, fonts or remote URLs at all.
+    assert not re.search(r"<script|<link|@import|url\(|https?://", html)
+    alts = re.findall(r'alt="([^"]+)"', html)
+    # 2 datasets×threat heatmaps for transfer (defense rate, robust accuracy) + 1 for white-box;
+    # ε-curves per threat model; a gallery per threat model × defense; sizes and times.
+    assert sum(a.startswith("heatmap of") for a in alts) == 3
+    assert sum(a.startswith("robustness curves") for a in alts) == 2
+    assert sum(a.startswith("gallery digits") for a in alts) == 4
+    assert sum(a.startswith("perturbation sizes") for a in alts) == 1
+    assert sum(a.startswith("attack times") for a in alts) == 1
+    assert "delta heatmap" not in alts and "Comparison" not in html
+    for fact in ("torch", "ART", "sklearn", "1.20.1", "adv-fgsm"):
+        assert fact in html
+
+
+def test_several_runs_are_shown_and_compared(runs):
+    *_, compared = runs
+    html = compared.read_text()
+    alts = re.findall(r'alt="([^"]+)"', html)
+    assert sum(a == "delta heatmap" for a in alts) == 2  # white-box and transfer
+    assert sum(a.startswith("heatmap of") for a in alts) == 3 + 3  # each run's own
+    assert "Comparison with digits" in html and "digits-weak vs digits" in html
+
+
+def test_tables_and_heatmaps_show_the_runs_numbers(runs):
+    main, *_ = runs
+    run = load_run(main)
+    csv = pd.read_csv(main / "results.csv")
+    white = run.frame[run.frame["threat_model"] == "whitebox"]
+    table = grid(white, "robust_accuracy")
+    assert list(table.index) == ["none", "adv-fgsm"]  # registry order
+    # Registry order (fgsm before deepfool), budgets ascending; deepfool's one run also scored at L2 budgets.
+    columns = [(label.partition("@")[0], float(label.partition("@")[2] or 0)) for label in table.columns]
+    assert columns[:3] == [("fgsm", 0.1), ("fgsm", 0.3), ("deepfool", 0.0)]
+    assert columns[3:] == sorted(columns[3:]) and {name for name, _ in columns[3:]} == {"deepfool"}
+    for row in csv[csv["threat_model"] == "whitebox"].itertuples():
+        label = row.attack if pd.isna(row.eps) else f"{row.attack}@{row.eps:g}"
+        assert table.loc[row.defense, label] == row.robust_accuracy
+    figure = plots.heatmap(table, "digits · whitebox · robust accuracy")
+    shown = [text.get_text() for text in figure.axes[0].texts]
+    assert shown == [f"{v:.2f}" for v in table.to_numpy().ravel()]
+
+
+def test_gallery_and_perturbation_use_the_stored_images(runs):
+    main, *_ = runs
+    run = load_run(main)
+    cell = run.frame[(run.frame["attack"] == "deepfool") & (run.frame["threat_model"] == "whitebox")].iloc[0]
+    arrays = ResultsStore(main).arrays(cell["cell_key"])
+    # The gallery images are the first evaluated images, with their labels and predictions.
+    assert arrays["gallery_x"].shape[0] == 8 and arrays["gallery_x"].shape[1:] == (1, 8, 8)
+    assert np.isclose(arrays["l2"].mean(), cell["mean_l2"])
+    first = {key: arrays[key][:2] for key in ("y", "pred_clean", "pred_adv")}
+    figure = plots.gallery([{"label": "deepfool", "x": arrays["gallery_x"][:2],
+                             "x_adv": arrays["gallery_x_adv"][:2], **first}], "g")
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[0] == f"{arrays['y'][0]}→{arrays['pred_clean'][0]}"
+    assert titles[1] == f"adv→{arrays['pred_adv'][0]}"
+    assert titles[2].startswith("Δ×")
+
+
+def test_comparison_gives_deltas_and_cells_only_one_run_has(runs):
+    main, weak, *_ = runs
+    reference, other = load_run(main), load_run(weak)
+    table, only = comparison_table(reference, other)
+    assert len(table) == len(other.frame)  # every weakened cell has its reference
+    for (dataset, threat, defense, attack), row in table.iterrows():
+        ref = reference.frame.query("threat_model == @threat and defense_label == @defense "
+                                    "and attack_label == @attack").iloc[0]
+        now = other.frame.query("threat_model == @threat and attack_label == @attack").iloc[0]
+        expected = now["robust_accuracy"] - ref["robust_accuracy"]
+        assert row[("robust_accuracy", "Δ")] == pytest.approx(expected)
+    # One epoch of training costs clean accuracy, visibly.
+    assert (table[("clean_accuracy", "Δ")] < -0.05).all()
+    assert len(only["digits"]) == len(reference.frame) - len(other.frame)
+    assert all("adv-fgsm" in cell for cell in only["digits"]) and only["digits-weak"] == []
+
+
+def test_two_configurations_of_a_defense_are_never_averaged(runs, tmp_path):
+    main, weak, *_ = runs
+    mixed = tmp_path / "mixed"  # one folder holding `none` trained for 30 and for 1 epoch
+    mixed.mkdir()
+    both = pd.concat([pd.read_csv(main / "results.csv"), pd.read_csv(weak / "results.csv")])
+    both.to_csv(mixed / "results.csv", index=False)
+    labels = set(defense_labels(pd.read_csv(mixed / "results.csv")))
+    assert labels == {"none [epochs=1]", "none [epochs=30]", "adv-fgsm"}
+    out = tmp_path / "mixed.html"
+    _bench("report", mixed, "--out", out)
+    assert "none [epochs=1]" in out.read_text()
+
+
+def test_subset_datasets_are_labelled_and_a_bare_csv_is_enough(runs, tmp_path):
+    main, *_ = runs
+    subset = tmp_path / "subset"  # only results.csv: no per-cell arrays, so no gallery
+    subset.mkdir()
+    pd.read_csv(main / "results.csv").assign(dataset_is_subset=True).to_csv(subset / "results.csv", index=False)
+    _bench("report", subset, "--out", tmp_path / "subset.html")
+    html = (tmp_path / "subset.html").read_text()
+    assert re.search(r"digits <span class=\"badge subset\">SUBSET</span>", html)
+    assert "full</span>" not in html and 'alt="gallery' not in html and 'alt="heatmap of' in html
+    assert "SUBSET" not in runs[2].read_text()
+
+
+def test_report_of_a_folder_without_results_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 1
+    assert "results.csv not found" in result.output and "Traceback" not in result.output
+
+
+# --- a real browser ---------------------------------------------------------------------------
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+
+# Appended to a copy of the report: after load, write what the page shows into the DOM.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const shown = (el) => { const r = el.getBoundingClientRect(); return r.width > 50 && r.height > 50; };
+  document.body.setAttribute("data-probe", JSON.stringify({
+    images: images.length,
+    decoded: images.filter((img) => img.complete && img.naturalWidth > 0).length,
+    heatmaps_shown: images.filter((img) => img.alt.startsWith("heatmap of") && shown(img)).length,
+    gallery_shown: images.filter((img) => img.alt.startsWith("gallery") && shown(img)).length,
+    tables_shown: [...document.querySelectorAll("table.data")].filter(shown).length,
+  }));
+});
+</script></body>"""
+
+
+def _chromium(tmp_path, *args):
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+               "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HOME": str(tmp_path)})
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; "
+                    ".ci/run installs it)")
+def test_chromium_renders_heatmaps_tables_and_gallery(runs, tmp_path):
+    _, _, report, _ = runs
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text().replace("</body>", PROBE))
+    page = _chromium(tmp_path, "--window-size=1400,1000", "--virtual-time-budget=10000", "--dump-dom",
+                     probed.as_uri())
+    assert page.returncode == 0, page.stderr[-2000:]
+    probe = json.loads(re.search(r'data-probe="([^"]*)"', page.stdout).group(1).replace("&quot;", '"'))
+    assert probe["images"] == report.read_text().count("<img ") and probe["decoded"] == probe["images"], probe
+    assert probe["heatmaps_shown"] == 3 and probe["gallery_shown"] >= 1 and probe["tables_shown"] >= 4, probe
+    console = [line for line in page.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    # And it paints: a screenshot of the first screen is mostly not blank.
+    shot = tmp_path / "shot.png"
+    painted = _chromium(tmp_path, "--window-size=1400,1000", f"--screenshot={shot}", report.as_uri())
+    assert painted.returncode == 0 and shot.exists(), painted.stderr[-2000:]
+    pixels = plots.plt.imread(shot)[..., :3]
+    assert (pixels.std(axis=2) > 0.05).mean() > 0.05  # coloured heatmaps, not a white page
