@@ -108,10 +108,19 @@ class Cache:
             return None
         return torch.load(path, map_location="cpu", weights_only=True)
 
-    def save_state(self, kind: str, key: str, state: dict) -> Path:
+    def save_state(self, kind: str, key: str, state: dict, record: dict | None = None) -> Path:
+        """Store a ``state_dict``; ``record`` (JSON: e.g. what training cost) goes beside it."""
         path = self.path(kind, key, ".pt")
+        if record is not None:
+            text = json.dumps(record, sort_keys=True).encode()
+            atomic_write(self.path(kind, key, ".json"), lambda handle: handle.write(text))
         atomic_write(path, lambda handle: torch.save(state, handle))
         return path
+
+    def load_record(self, kind: str, key: str) -> dict:
+        """The record stored beside an entry by :meth:`save_state` (``{}`` when there is none)."""
+        path = self.path(kind, key, ".json")
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def load_arrays(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
         path = self.path(kind, key, ".npz")

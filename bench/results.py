@@ -26,6 +26,7 @@ COLUMNS = [
     # provenance and detail
     "norm", "dataset_is_subset", "n_val", "n_test", "n_adversarial", "mean_l0",
     "source_model", "attack_params", "defense_options", "model_cached", "adv_cached",
+    "train_seconds", "train_device",
     "suite_version", "torch_version", "art_version", "cell_key", "finished_at",
     # red-flag evidence and black-box provenance (bench/checks.py, attacks/art_adapter.py)
     "check", "forward_predict_agreement", "queries_per_image", "blackbox_output",

@@ -106,11 +106,16 @@ class Settings:
 
 @dataclasses.dataclass(frozen=True)
 class TrainedModel:
+    """A trained defense, and what its training cost (``fit`` wall time and device, kept in the
+    cache's record so a model served from the cache still reports it; NaN/"" when unknown)."""
+
     module: nn.Module
     key: str
     defense: str
     options: dict
     cached: bool
+    train_seconds: float = float("nan")
+    train_device: str = ""
 
 
 def make_grid(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequence[str],
@@ -175,7 +180,7 @@ def _options_for(defense: Defense, data: Dataset, overrides: dict[str, str]) -> 
     return tuple(sorted(chosen.items()))
 
 
-_LOADED: dict[str, nn.Module] = {}
+_LOADED: dict[str, TrainedModel] = {}
 
 
 def trained_model(data: Dataset, defense: str | Defense, overrides: dict, seed: int,
@@ -186,23 +191,34 @@ def trained_model(data: Dataset, defense: str | Defense, overrides: dict, seed: 
     options = defense.options(data, overrides)
     key = config_hash("model", data.fingerprint, defense.name, options, seed, _code_fingerprint(defense))
     if key in _LOADED:
-        return TrainedModel(_LOADED[key], key, defense.name, options, True)
+        return dataclasses.replace(_LOADED[key], cached=True)
     seed_everything(seed)  # weight initialisation must not depend on what ran before
     model = defense.build(data, options)
     with cache.lock("models", key):
         state = cache.load_state("models", key)
         if state is not None:
             model.load_state_dict(state)
+            record = cache.load_record("models", key)
         else:
-            ctx = FitContext(
-                seed=seed, device=device, progress=progress,
-                undefended=lambda: trained_model(data, "none", {}, seed, device, cache, progress).module,
-            )
+            elsewhere = []  # time spent training the undefended model a fit starts from: its own cost
+
+            def undefended() -> nn.Module:
+                started = time.perf_counter()
+                module = trained_model(data, "none", {}, seed, device, cache, progress).module
+                elsewhere.append(time.perf_counter() - started)
+                return module
+
+            ctx = FitContext(seed=seed, device=device, progress=progress, undefended=undefended)
+            started = time.perf_counter()
             defense.fit(model, data, options, ctx)
-            cache.save_state("models", key, model.state_dict())
+            seconds = time.perf_counter() - started - sum(elsewhere)
+            record = {"train_seconds": seconds, "train_device": describe(device)}
+            cache.save_state("models", key, model.state_dict(), record)
     model.to(device).eval()
-    _LOADED[key] = model
-    return TrainedModel(model, key, defense.name, options, state is not None)
+    trained = TrainedModel(model, key, defense.name, options, state is not None,
+                           float(record.get("train_seconds", float("nan"))), record.get("train_device", ""))
+    _LOADED[key] = trained
+    return trained
 
 
 @functools.lru_cache(maxsize=None)
@@ -302,6 +318,8 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
         **summarize(y, pred_clean, pred_adv, source_clean, source_adv, norms),
         "attack_seconds": seconds,
         "model_cached": defended.cached,
+        "train_seconds": defended.train_seconds,
+        "train_device": defended.train_device,
         "adv_cached": adv_cached,
         "seed": cell.seed,
         "device": describe(device),

@@ -14,8 +14,8 @@ Distance measure: L∞, radius ``eps`` on [0, 1] pixel scale.
 
 Options (defaults per family in ``defenses.baseline_defaults.BASELINES``):
     eps (float): training radius; the dataset's evaluation budget (MNIST 0.3).
-    steps (int), step_size (float): adv-pgd's inner PGD (MNIST: 10 × 0.075;
-        Madry et al. used 40 × 0.01).
+    steps (int), step_size (float): adv-pgd's inner PGD (MNIST: 10 × 0.075 on CPU,
+        Madry et al.'s 40 × 0.01 when a CUDA device is present).
     alpha (float): adv-fgsm's weight of the clean loss (0.5).
     init (str): ``undefended`` (fine-tune the trained ``none`` model; Jeddi et al.
         2020) or ``scratch`` (from random weights, as in the paper).
@@ -67,7 +67,8 @@ def _fit_fgsm(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -
 
 def _pgd_defaults(data: Dataset) -> dict:
     base = BASELINES[data.family]
-    return {**training_options(data), "eps": base.eps, "steps": base.steps, "step_size": base.step_size}
+    steps, step_size = base.inner_attack()
+    return {**training_options(data), "eps": base.eps, "steps": steps, "step_size": step_size}
 
 
 def _fit_pgd(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -> None:
