@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.cache import atomic_write
+from bench.metrics import RATES, with_intervals
 
 #: The columns of results.csv, in order (the first 17 are the documented core).
 COLUMNS = [
@@ -30,6 +31,8 @@ COLUMNS = [
     "suite_version", "torch_version", "art_version", "cell_key", "finished_at",
     # red-flag evidence and black-box provenance (bench/checks.py, attacks/art_adapter.py)
     "check", "forward_predict_agreement", "queries_per_image", "blackbox_output",
+    # each rate's count, denominator and 95% Wilson interval (bench/metrics.py)
+    *[f"{rate}_{part}" for rate in RATES for part in ("count", "n", "ci_low", "ci_high")],
 ]
 
 
@@ -68,6 +71,7 @@ class ResultsStore:
         for column in COLUMNS:
             if column not in frame:
                 frame[column] = pd.Series(dtype=object)
+        frame = with_intervals(frame)  # rows written before the interval columns existed
         extra = [c for c in frame.columns if c not in COLUMNS]
         order = ["dataset", "defense", "threat_model", "attack", "eps"]
         return frame[COLUMNS + extra].sort_values(order, na_position="first", kind="stable",

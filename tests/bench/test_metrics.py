@@ -4,7 +4,10 @@ import math
 
 import numpy as np
 
-from bench.metrics import perturbation_norms, summarize
+import pandas as pd
+import pytest
+
+from bench.metrics import perturbation_norms, summarize, wilson_interval, with_intervals
 
 
 def test_metric_definitions():
@@ -26,6 +29,29 @@ def test_metric_definitions():
     assert math.isclose(metrics["mean_linf"], (0.3 + 0.1) / 4, rel_tol=1e-6)
     assert math.isclose(metrics["mean_l2"], (0.3 + 0.2) / 4, rel_tol=1e-6)
     assert metrics["mean_l0"] == (1 + 4) / 4
+    # Every rate with its count, denominator and Wilson interval.
+    assert (metrics["robust_accuracy_count"], metrics["robust_accuracy_n"]) == (2, 4)
+    assert (metrics["attack_success_rate_count"], metrics["attack_success_rate_n"]) == (1, 3)
+    assert (metrics["defense_rate_count"], metrics["defense_rate_n"]) == (1, 2)
+    assert (metrics["clean_accuracy_ci_low"], metrics["clean_accuracy_ci_high"]) == wilson_interval(3, 4)
+
+
+def test_wilson_interval_against_hand_values():
+    # 95% Wilson score intervals (Newcombe 1998, table I): 81/263 -> 0.2553-0.3662, 0/10 -> 0-0.2775.
+    assert wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10)[1] == 1.0
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_rows_from_before_the_interval_columns_get_them_from_rate_and_denominator():
+    old = pd.DataFrame({"clean_accuracy": [0.9], "robust_accuracy": [0.25], "attack_success_rate": [0.5],
+                        "defense_rate": [float("nan")], "n_eval": [100], "n_adversarial": [0]})
+    new = with_intervals(old).iloc[0]
+    assert (new["robust_accuracy_count"], new["robust_accuracy_n"]) == (25, 100)
+    assert (new["attack_success_rate_count"], new["attack_success_rate_n"]) == (45, 90)
+    assert (new["robust_accuracy_ci_low"], new["robust_accuracy_ci_high"]) == wilson_interval(25, 100)
+    assert math.isnan(new["defense_rate_ci_low"])
 
 
 def test_rates_are_nan_when_nothing_qualifies():
