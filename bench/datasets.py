@@ -17,6 +17,15 @@ Names users pass to ``--dataset``:
   (uint8 images ``N×H×W`` or ``N×H×W×3``, int labels) and optional ``classes``,
   read with ``allow_pickle=False``.
 
+Every dataset, named or ``npz:``, goes through one validation step before its
+split (:func:`_images`, :func:`_labels`, :func:`validate_raw`), each failure a
+one-line :class:`BenchError`: pixels are integers in 0..255 (divided by 255
+once) or floats already in [0, 1] (kept as they are) or bools, all finite;
+train and test images have one shape; labels are 1-D whole numbers 0..C-1,
+every test class occurs in training, there are at least two classes and at
+least two training images per class (the stratified validation split); a
+``classes`` key names at least C classes.
+
 Every :class:`Dataset` records where it came from (``source``), whether it is a
 subset of an official dataset, and its sizes, so result rows can say exactly
 what was measured.  Images are float32 ``N×C×H×W`` in [0, 1].
@@ -29,7 +38,9 @@ import dataclasses
 import enum
 import functools
 import gzip
+import hashlib
 import io
+import json
 import os
 import shutil
 import warnings
@@ -151,15 +162,133 @@ def validate_dataset_name(spec: str) -> str:
     raise BenchError(f"unknown dataset {spec!r}; choose one of: {', '.join(dataset_choices())}")
 
 
-def _to_float_nchw(images: np.ndarray) -> np.ndarray:
+#: The largest seed the seeded splits accept (NumPy's legacy RandomState range).
+MAX_SEED = 2**32 - 1
+
+
+def validate_seed(seed) -> int:
+    """A seed the splits, NumPy and torch all accept (0..2**32-1), or a one-line error."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise BenchError(f"--seed {seed!r} is outside 0..{MAX_SEED}")
+    return int(seed)
+
+
+def _images(images, what: str) -> np.ndarray:
+    """Validate ``images`` and return them float32 ``N×C×H×W`` in [0, 1].
+
+    Accepted: integers in 0..255 (uint8 scale, divided by 255 once), floats
+    already in [0, 1] (kept as they are, never rescaled), and bools (0 or 1).
+    Anything else (other ranges, NaN or infinite pixels, strings, empty
+    arrays, other shapes) is a one-line :class:`BenchError` naming ``what``.
+    """
     images = np.asarray(images)
+    if images.dtype.kind not in "buif":
+        raise BenchError(f"{what}: images must be uint8 (0-255) or float in [0, 1], got dtype {images.dtype}")
     if images.ndim == 3:
         images = images[:, None, :, :]
     elif images.ndim == 4 and images.shape[-1] in (1, 3):
         images = images.transpose(0, 3, 1, 2)
     else:
-        raise BenchError(f"images must be N×H×W or N×H×W×3, got shape {images.shape}")
-    return np.ascontiguousarray(images, dtype=np.float32) / 255.0
+        raise BenchError(f"{what}: images must be N×H×W or N×H×W×3 (or N×H×W×1), got shape {images.shape}")
+    if images.shape[0] == 0:
+        raise BenchError(f"{what}: no images (shape {images.shape})")
+    if min(images.shape[2:]) == 0:
+        raise BenchError(f"{what}: images of size 0 (shape {images.shape})")
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images, dtype=np.float32) / 255.0
+    if images.dtype.kind == "b":
+        return np.ascontiguousarray(images, dtype=np.float32)
+    if images.dtype.kind in "ui":
+        low, high = images.min(), images.max()
+        if low < 0 or high > 255:
+            raise BenchError(f"{what}: integer pixels must be in 0..255 (uint8 scale), found {low}..{high}")
+        return np.ascontiguousarray(images, dtype=np.float32) / 255.0
+    finite = np.isfinite(images)
+    if not finite.all():
+        raise BenchError(f"{what}: {int(finite.size - finite.sum())} pixels are NaN or infinite")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise BenchError(f"{what}: float pixels must be in [0, 1], found {low:g}..{high:g} (store uint8 "
+                         "0-255, or floats already divided by 255)")
+    return np.ascontiguousarray(images, dtype=np.float32)
+
+
+def _labels(labels, what: str, n_images: int) -> np.ndarray:
+    """Validate ``labels`` as 1-D integer class indices (one per image); return them int64."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "uif":
+        raise BenchError(f"{what}: labels must be integer class indices 0..C-1, got dtype {labels.dtype}"
+                         + (" (class names go in 'classes')" if labels.dtype.kind in "USO" else ""))
+    if labels.ndim != 1:
+        hint = " (one-hot? store labels.argmax(1))" if labels.ndim == 2 else ""
+        raise BenchError(f"{what}: labels must be 1-D class indices, got shape {labels.shape}{hint}")
+    if len(labels) != n_images:
+        raise BenchError(f"{what}: {len(labels)} labels for {n_images} images")
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all():
+            raise BenchError(f"{what}: labels are NaN or infinite")
+        fractional = labels[labels != np.round(labels)]
+        if len(fractional):
+            raise BenchError(f"{what}: labels must be whole class indices, found {fractional[0]:g}")
+    if len(labels) and labels.min() < 0:
+        raise BenchError(f"{what}: labels must be 0..C-1, found {labels.min():g}")
+    if len(labels) and labels.max() > np.iinfo(np.int32).max:
+        raise BenchError(f"{what}: label {labels.max():g} is not a class index 0..C-1")
+    return labels.astype(np.int64)
+
+
+def _class_names(classes, count: int, where: str) -> tuple[str, ...]:
+    """``classes`` (or ``0..count-1``) as names, checked against the labels' range."""
+    if classes is None:
+        return tuple(str(c) for c in range(count))
+    classes = np.asarray(classes)
+    if classes.ndim != 1:
+        raise BenchError(f"{where}: 'classes' must be a 1-D list of names, got shape {classes.shape}")
+    names = tuple(str(c) for c in classes)
+    if len(names) < count:
+        raise BenchError(f"{where}: labels go up to {count - 1} but 'classes' names only {len(names)} classes")
+    if len(set(names)) < len(names):
+        raise BenchError(f"{where}: 'classes' repeats a name")
+    return names
+
+
+def _check_labels(y_train: np.ndarray, y_test: np.ndarray, classes: tuple[str, ...], where: str) -> None:
+    """Every test class occurs in training, every class 0..C-1 has at least two training images
+    (the stratified validation split takes one), and there are at least two classes."""
+    present = np.unique(y_train)
+    unseen = np.setdiff1d(np.unique(y_test), present)
+    if len(unseen):
+        raise BenchError(f"{where}: test label {unseen[0]} never occurs in training (a model cannot learn it)"
+                         + (f", nor do {len(unseen) - 1} other test labels" if len(unseen) > 1 else ""))
+    count = len(classes)
+    if count < 2:
+        raise BenchError(f"{where}: only {count} class; a classifier needs at least two")
+    if len(present) < count:
+        missing = next(c for c in range(count) if c >= len(present) or present[c] != c)
+        raise BenchError(f"{where}: class {missing} ({classes[missing]!r}) has no training images; labels "
+                         f"must be 0..C-1 with every class in training (C = {count})")
+    counts = np.bincount(y_train, minlength=count)
+    if counts.min() < 2:
+        smallest = int(counts.argmin())
+        raise BenchError(f"{where}: class {smallest} has {counts[smallest]} training image; the stratified "
+                         "validation split needs at least 2 per class")
+
+
+def validate_raw(raw: "_Raw") -> "_Raw":
+    """The one validation step every dataset (named or ``npz:``) goes through before its split."""
+    where = f"dataset {raw.name!r} ({raw.source})"
+    for what, x, y in (("train", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
+        if x.dtype != np.float32 or x.ndim != 4 or len(x) == 0:
+            raise BenchError(f"{where}: {what} images must be a non-empty float32 N×C×H×W array")
+        if len(x) != len(y):
+            raise BenchError(f"{where}: {len(y)} {what} labels for {len(x)} images")
+        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise BenchError(f"{where}: {what} pixels must be finite and in [0, 1]")
+    if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
+        raise BenchError(f"{where}: training images are {'×'.join(map(str, raw.x_train.shape[1:]))} but test "
+                         f"images are {'×'.join(map(str, raw.x_test.shape[1:]))}")
+    _check_labels(raw.y_train, raw.y_test, raw.classes, where)
+    return raw
 
 
 def _family_from_shape(shape: tuple[int, ...], stem: str) -> str:
@@ -183,24 +312,59 @@ def _looks_like_subset(family: str, n_train: int, n_test: int, stem: str) -> boo
     return stem.endswith("-subset") or n_train < official.n_train or n_test < official.n_test
 
 
-def _load_npz(path: Path) -> _Raw:
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, or a one-line error saying what the file is instead."""
+    if path.is_dir():
+        raise BenchError(f"dataset {path} is a folder, not an .npz file")
     if not path.is_file():
         raise BenchError(f"dataset file not found: {path}")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise BenchError(f"cannot read dataset {path}: {error.strerror or error}") from None
+    if not head:
+        raise BenchError(f"{path} is empty (0 bytes); expected a NumPy .npz archive (numpy.savez)")
+    if head.startswith(b"\x93NUMPY"):
+        raise BenchError(f"{path} is a single .npy array, not an .npz archive; write one with "
+                         "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+    if not head.startswith(b"PK"):
+        raise BenchError(f"{path} is not a NumPy .npz archive (not a zip file: text or other data?); write one "
+                         "with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
             if missing:
                 raise BenchError(f"{path} lacks keys {sorted(missing)} (format: see README, 'Datasets')")
-            arrays = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError) as error:
-        raise BenchError(f"{path} is not a readable .npz archive without pickles: {error}") from None
-    y_train = arrays["y_train"].astype(np.int64)
-    y_test = arrays["y_test"].astype(np.int64)
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    classes = tuple(str(c) for c in arrays.get("classes", np.arange(num_classes)))
-    if len(arrays["x_train"]) != len(y_train) or len(arrays["x_test"]) != len(y_test):
-        raise BenchError(f"{path}: images and labels differ in length")
-    x_train, x_test = _to_float_nchw(arrays["x_train"]), _to_float_nchw(arrays["x_test"])
+            return {key: archive[key] for key in archive.files}
+    except BenchError:
+        raise
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise BenchError(f"{path} holds Python objects (object arrays), which are never unpickled; store "
+                             "numeric arrays (uint8 images, integer labels) and string class names") from None
+        raise BenchError(f"{path} is not a readable .npz archive ({_one_line(error)})") from None
+    except Exception as error:  # zipfile.BadZipFile, EOFError, zlib.error, OSError: truncated or damaged
+        raise BenchError(f"{path} is a damaged .npz archive ({type(error).__name__}: {_one_line(error)})") from None
+
+
+def _load_npz(path: Path) -> _Raw:
+    arrays = _read_npz(path)
+    where = str(path)
+    x_train = _images(arrays["x_train"], f"{where}: x_train")
+    x_test = _images(arrays["x_test"], f"{where}: x_test")
+    y_train = _labels(arrays["y_train"], f"{where}: y_train", len(x_train))
+    y_test = _labels(arrays["y_test"], f"{where}: y_test", len(x_test))
+    count = int(max(y_train.max(), y_test.max())) + 1
+    classes = _class_names(arrays.get("classes"), count, where)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise BenchError(f"{where}: x_train images are {'×'.join(map(str, x_train.shape[1:]))} but x_test "
+                         f"images are {'×'.join(map(str, x_test.shape[1:]))}")
     family = _family_from_shape(x_train.shape[1:], path.stem)
     return _Raw(
         x_train=x_train,
@@ -234,11 +398,13 @@ def _torchvision(name: DatasetName, root: Path, download: bool) -> _Raw:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         train = cls(str(root), train=True, download=download)
         test = cls(str(root), train=False, download=download)
+    x_train = _images(np.asarray(train.data), f"{name.value} training images")
+    x_test = _images(np.asarray(test.data), f"{name.value} test images")
     return _Raw(
-        x_train=_to_float_nchw(np.asarray(train.data)),
-        y_train=np.asarray(train.targets, dtype=np.int64),
-        x_test=_to_float_nchw(np.asarray(test.data)),
-        y_test=np.asarray(test.targets, dtype=np.int64),
+        x_train=x_train,
+        y_train=_labels(np.asarray(train.targets), f"{name.value} training labels", len(x_train)),
+        x_test=x_test,
+        y_test=_labels(np.asarray(test.targets), f"{name.value} test labels", len(x_test)),
         classes=tuple(train.classes),
         name=name.value,
         source="torchvision",
@@ -310,10 +476,18 @@ def _load_official(name: DatasetName, data_dir: Path) -> _Raw:
 
 def _split(raw: _Raw, seed: int, family: str) -> Dataset:
     n_val = min(max(int(round(VALIDATION_FRACTION * len(raw.y_train))), len(raw.classes)), VALIDATION_MAX)
-    x_train, x_val, y_train, y_val = train_test_split(
-        raw.x_train, raw.y_train, test_size=n_val, stratify=raw.y_train, random_state=seed,
-    )
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            raw.x_train, raw.y_train, test_size=n_val, stratify=raw.y_train, random_state=seed,
+        )
+    except ValueError as error:
+        raise BenchError(f"dataset {raw.name!r}: cannot split a stratified validation set of {n_val} images "
+                         f"from {len(raw.y_train)} ({_one_line(error)})") from None
     fingerprint = array_fingerprint(x_train, y_train, x_val, y_val, raw.x_test, raw.y_test)
+    if raw.classes != tuple(str(c) for c in range(len(raw.classes))):
+        # Class names are part of what a model was trained on; the default 0..C-1 leaves the
+        # fingerprint as it was before names were hashed, so existing cache entries stay valid.
+        fingerprint = hashlib.sha256(f"{fingerprint} {json.dumps(raw.classes)}".encode()).hexdigest()[:16]
     return Dataset(
         name=raw.name,
         source=raw.source,
@@ -346,6 +520,7 @@ def load_dataset(spec: str, seed: int = 0, data_dir: str | Path | None = None) -
         data.x_train.shape   # (1293, 1, 8, 8)
     """
     validate_dataset_name(spec)
+    seed = validate_seed(seed)
     root = Path(data_dir) if data_dir else default_data_dir()
     if spec.startswith("npz:"):
         raw = _load_npz(Path(spec[4:]).expanduser())
@@ -353,5 +528,6 @@ def load_dataset(spec: str, seed: int = 0, data_dir: str | Path | None = None) -
         raw = _load_digits()
     else:
         raw = _load_official(DatasetName(spec), root)
+    raw = validate_raw(raw)
     family = _family_from_shape(raw.x_train.shape[1:], raw.name if spec.startswith("npz:") else spec)
     return _split(raw, seed, family)

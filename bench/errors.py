@@ -1,11 +1,34 @@
 """The one exception type users see: a clear, one-line message, no traceback."""
 
+import re
+
 import click
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TORCH_UNSAFE = re.compile(r"Weights only load failed\..*?WeightsUnpickler error: (?P<why>[^\n]*?)"
+                           r"(?: was not an allowed global by default\.[^\n]*)?"
+                           r"(?:\s*Check the documentation of torch\.load.*?torch\.load\.html\.)?(?=\)|\s*$)",
+                           re.DOTALL)
+
+
+def one_line(text: object) -> str:
+    """``text`` as one line: torch's multi-line ``weights_only`` advice (which suggests loading with
+    ``weights_only=False``, i.e. running code from the file) becomes what the file holds, and any
+    remaining line breaks become ``; ``."""
+    text = _ANSI.sub("", str(text))
+    text = _TORCH_UNSAFE.sub(lambda m: "it holds pickled Python objects, not only tensors, and is never "
+                             f"unpickled ({m.group('why').strip()})", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()
+             and not re.search(r"weights_only`? (set to `?|=)False", line)]  # never suggest unpickling
+    return "; ".join(lines)
 
 
 class BenchError(click.ClickException):
     """A user-facing error (bad option, missing data, mismatched model).
 
     The CLI prints ``Error: <message>`` and exits with status 1; Python callers
-    get an ordinary exception carrying the same message.
+    get an ordinary exception carrying the same message, always on one line.
     """
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))

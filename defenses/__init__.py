@@ -24,13 +24,23 @@ A defense is a :class:`Defense` record of plain functions:
 
 The runner caches trained models by a hash of dataset, defense, options and
 seed, so ``fit`` runs once per combination.
+
+Every option is validated in :meth:`Defense.options`, before any work starts
+(one-line :class:`~bench.errors.BenchError` on failure): a value must have its
+default's type (an ``int`` option takes whole numbers, a ``float`` one any
+finite number), the counts in :data:`COUNTS` are at least 1, the numbers in
+:data:`RANGES` lie in their range, and names with a known list of choices
+(:data:`CHOICES`, or a defense's own ``choices``) are one of them; an
+``architecture`` must also build and run on the dataset's images.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
+import math
 from typing import Any, Callable
 
 import torch
@@ -62,16 +72,118 @@ class Defense:
     fit: Callable[[nn.Module, Dataset, dict, FitContext], None]
     defaults: Callable[[Dataset], dict]
     origin: str = "built-in"
+    #: Option -> the values it may take (for string options with a fixed list of names).
+    choices: dict[str, tuple] | None = None
 
     def options(self, data: Dataset, overrides: dict[str, Any] | None = None) -> dict:
-        """Defaults for ``data`` updated with ``overrides`` (strings coerced to the default's type)."""
-        options = dict(self.defaults(data))
+        """Defaults for ``data`` updated with ``overrides`` (strings coerced to the default's type),
+        every value validated (see the module docstring)."""
+        defaults = dict(self.defaults(data))
+        options = dict(defaults)
         for key, value in (overrides or {}).items():
             if key not in options:
                 known = ", ".join(sorted(options)) or "none"
                 raise BenchError(f"defense {self.name!r} has no option {key!r}; its options: {known}")
             options[key] = coerce_option(key, value, options[key])
+        for key, value in options.items():
+            options[key] = validate_option(self, data, key, value, defaults[key])
         return options
+
+
+#: Options that count something (epochs, batch size, attack steps, ...): whole numbers >= 1.
+COUNTS = frozenset({"epochs", "batch_size", "steps", "gpu_steps", "embedding_dim", "k", "m",
+                    "refs_per_class", "bits", "max_iter"})
+#: Option -> (low, high, low included, high included) of the numeric options whatever the defense.
+RANGES = {
+    "lr": (0.0, math.inf, False, False),
+    "weight_decay": (0.0, math.inf, True, False),
+    "eps": (0.0, 1.0, False, True),
+    "step_size": (0.0, 1.0, False, True),
+    "gpu_step_size": (0.0, 1.0, False, True),
+    "alpha": (0.0, 1.0, True, True),
+    "beta": (0.0, math.inf, True, False),
+    "temperature": (0.0, math.inf, False, False),
+    "margin": (0.0, math.inf, False, False),
+    "noise": (0.0, math.inf, True, False),
+}
+
+
+def _built_in_choices() -> dict[str, tuple]:
+    """The string options of the built-in defenses that take one of a fixed list of names."""
+    from bench.models import ARCHITECTURE
+
+    choices = {"architecture": tuple(sorted(set(ARCHITECTURE.values())))}
+    for module_name, option, attribute in (("defenses.dundi", "loss", "LOSSES"),
+                                           ("defenses.robust_training", "init", "INITS")):
+        module = importlib.import_module(module_name)
+        choices[option] = tuple(getattr(module, attribute))
+    return choices
+
+
+#: Option -> its names, for every built-in defense (a plugin declares its own with ``choices``).
+CHOICES: dict[str, tuple] = {}
+
+
+def validate_option(defense: Defense, data: Dataset, key: str, value: Any, default: Any) -> Any:
+    """``value`` checked against its default's type and the rules of the module docstring."""
+    where = f"option {key}={value!r} of defense {defense.name!r}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise BenchError(f"{where}: expected true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise BenchError(f"{where}: expected a whole number like {default!r}")
+        value = int(value)
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BenchError(f"{where}: expected a number like {default!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise BenchError(f"{where}: must be a finite number")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise BenchError(f"{where}: expected a name like {default!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key in COUNTS and value < 1:
+            raise BenchError(f"{where}: must be a whole number >= 1")
+        if key in RANGES:
+            low, high, low_in, high_in = RANGES[key]
+            if not ((low <= value if low_in else low < value) and (value <= high if high_in else value < high)):
+                interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+                raise BenchError(f"{where}: must be in {interval}")
+    names = (defense.choices or {}).get(key)
+    if names is None and defense.origin == "built-in" and isinstance(value, str):
+        if not CHOICES:
+            CHOICES.update(_built_in_choices())
+        names = CHOICES.get(key)
+    if names is not None and value not in names:
+        raise BenchError(f"{where}: choose one of {', '.join(map(str, names))}")
+    if key == "architecture" and isinstance(value, str):
+        _check_architecture(value, data.input_shape, data.num_classes, where)
+    return value
+
+
+@functools.lru_cache(maxsize=32)
+def _check_architecture(name: str, shape: tuple, classes: int, where: str) -> None:
+    """A zoo architecture must build and give ``classes`` logits for images of ``shape``."""
+    from bench.models import ARCHITECTURE, build_classifier
+
+    if name not in set(ARCHITECTURE.values()):
+        return  # not a zoo name: the defense's own (a plugin's)
+    probe = type("Probe", (), {"input_shape": shape, "num_classes": classes})()
+    try:  # a forked generator: probing must not move the random stream training starts from
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            logits = build_classifier(probe, name).eval()(torch.zeros(2, *shape))
+    except RuntimeError as error:
+        raise BenchError(f"{where}: architecture {name!r} does not take {'×'.join(map(str, shape))} images "
+                         f"({str(error).splitlines()[0]})") from None
+    if tuple(logits.shape) != (2, classes):
+        raise BenchError(f"{where}: architecture {name!r} gives {tuple(logits.shape)[1:]} outputs, "
+                         f"not {classes} logits")
 
 
 def coerce_option(key: str, value: Any, default: Any) -> Any:
@@ -96,7 +208,7 @@ def coerce_option(key: str, value: Any, default: Any) -> Any:
 
 # Built-in defenses: module name -> it defines DEFENSE (or DEFENSES, a tuple of them).
 _BUILT_IN = ("defenses.none", "defenses.dundi", "defenses.adversarial_training", "defenses.trades",
-             "defenses.distillation")
+             "defenses.distillation", "defenses.dundi_at")
 
 
 def _load_registry() -> dict[str, Defense]:
