@@ -31,7 +31,11 @@ def _dask_backend(jobs: int, scheduler: str | None) -> Iterator[None]:
     except ImportError:
         raise BenchError("--backend dask needs dask.distributed: pip install 'dundi-bench[dask]'") from None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except Exception as error:  # OSError/TimeoutError (unreachable), ValueError (bad address)
+            text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise BenchError(f"cannot reach the Dask scheduler {scheduler!r}: {text}") from None
     else:
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)

@@ -28,6 +28,7 @@ recorded with ``bench check RUN --baseline FILE --update``.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
 import shlex
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.cache import io_error, write_bytes_atomic
 from bench.errors import BenchError
 from defenses import REGISTRY as DEFENSES
 
@@ -114,13 +116,15 @@ def read_baseline(path: str | Path) -> dict:
         raise BenchError(f"baseline {path} not found; create it with `bench check RUN_DIR --baseline {path} "
                          "--update --tolerance T`")
     try:
-        baseline = json.loads(path.read_text())
+        baseline = json.loads(path.read_text(encoding="utf-8"))
         cells = pd.DataFrame(baseline["cells"], columns=[*IDENTITY, *SETTINGS, *METRICS, *CONTEXT])
         tolerance = {metric: float(baseline["tolerance"][metric]) for metric in METRICS}
+        cells["eps"] = pd.to_numeric(cells["eps"])
+    except OSError as error:
+        raise io_error(path, error, "read") from None
     except (ValueError, KeyError, TypeError) as error:
         raise BenchError(f"baseline {path} is not a bench baseline ({type(error).__name__}: {error}); "
                          "it needs 'tolerance' for each of " + ", ".join(METRICS) + " and 'cells'") from None
-    cells["eps"] = pd.to_numeric(cells["eps"])
     return {**baseline, "cells": cells, "tolerance": tolerance}
 
 
@@ -130,7 +134,15 @@ def write_baseline(path: str | Path, frame: pd.DataFrame, tolerance: dict[str, f
     ``tolerance`` overrides the old file's per metric; a new file needs one for every metric.
     """
     path = Path(path)
-    old = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except OSError as error:
+        raise io_error(path, error, "read") from None
+    except ValueError as error:
+        raise BenchError(f"baseline {path} is not JSON ({type(error).__name__}); move it away or fix it "
+                         "before --update") from None
+    if not isinstance(old, dict):
+        raise BenchError(f"baseline {path} is not a bench baseline (a JSON object); move it away first")
     merged = {**old.get("tolerance", {}), **(tolerance or {})}
     missing = [metric for metric in METRICS if metric not in merged]
     if missing:
@@ -155,8 +167,7 @@ def write_baseline(path: str | Path, frame: pd.DataFrame, tolerance: dict[str, f
         "cells": cells,
     }
     text = _dump(baseline)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_bytes_atomic(path, text.encode("utf-8"))
     return baseline
 
 
@@ -254,12 +265,57 @@ def readable(findings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
+#: Columns ``bench check`` and ``bench report`` cannot do without.
+REQUIRED = (*IDENTITY, *SETTINGS, *METRICS, "cell_key")
+
+
 def read_run(run_dir: str | Path) -> pd.DataFrame:
-    """``RUN_DIR/results.csv``, or a clear error when the folder holds no run."""
+    """``RUN_DIR/results.csv``, or one clear error line naming it when the folder holds no run or
+    the file is damaged (binary, truncated, not a results table, incomplete rows)."""
     path = Path(run_dir) / "results.csv"
     if not path.exists():
         raise BenchError(f"{path} not found; is {run_dir} a `bench run --out` folder?")
-    return pd.read_csv(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise io_error(path, error, "read") from None
+    problem, frame = _results_problem(data)
+    if problem:
+        raise BenchError(f"{path} is damaged ({problem}); `bench run --out {run_dir}` with the run's options "
+                         "rewrites it from the finished cells in cells/")
+    return frame
+
+
+def _results_problem(data: bytes) -> tuple[str | None, pd.DataFrame | None]:
+    """``(why the bytes are no results.csv, None)`` or ``(None, the table)``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data, not UTF-8 text", None
+    if "\0" in text:
+        return "binary data, not text", None
+    if not text.strip():
+        return "empty", None
+    if not text.endswith("\n"):
+        return "truncated: its last line is incomplete", None
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (ValueError, pd.errors.ParserError) as error:
+        return f"not a CSV table: {(str(error).strip().splitlines() or [''])[0][:100]}", None
+    missing = [column for column in REQUIRED if column not in frame.columns]
+    if missing:
+        return f"no column {missing[0]!r}", None
+    needed = [column for column in REQUIRED if column != "eps"]
+    incomplete = frame[needed].isna().any(axis=1)
+    if incomplete.any():
+        return f"row {int(incomplete.to_numpy().argmax()) + 2} is incomplete", None
+    for column in (*METRICS, *SETTINGS, "eps"):
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() & frame[column].notna()
+        if bad.any():
+            return f"{column} {frame[column][bad].iloc[0]!r} is not a number", None
+        frame[column] = numbers
+    return None, frame
 
 
 def check_run(run_dir: str | Path, baseline_path: str | Path,
