@@ -5,18 +5,26 @@ Each finished cell is kept as ``OUT/cells/<cell_key>.json`` (its row) and
 images), written atomically; ``OUT/results.csv`` is rebuilt from them after
 every cell.  An interrupted run therefore resumes where it stopped, and the CSV
 always holds exactly the finished cells.
+
+A damaged cell (a row that is not JSON or not a row of its key, arrays that do
+not load) is reported in one line and set aside in ``OUT/cells/quarantine/``
+(:meth:`ResultsStore.audit` before a run, and :meth:`ResultsStore.frame`), so
+the run recomputes it and every other cell stays.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.cache import atomic_write
+from bench.cache import atomic_write, report_damage
+from bench.errors import BenchError
 from bench.metrics import RATES, with_intervals
 
 #: The columns of results.csv, in order (the first 17 are the documented core).
@@ -53,6 +61,56 @@ class ResultsStore:
     def row(self, cell_key: str) -> dict:
         return json.loads((self.cells_dir / f"{cell_key}.json").read_text())
 
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.cells_dir / "quarantine"
+
+    def _read_row(self, path: Path) -> tuple[dict | None, str | None]:
+        """``(row, None)`` or ``(None, why it is damaged)`` for one ``cells/*.json``."""
+        try:
+            row = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            return None, f"not a JSON row ({type(error).__name__})"
+        if not isinstance(row, dict):
+            return None, "not a JSON object"
+        if row.get("cell_key") != path.stem:
+            return None, f"its cell_key {row.get('cell_key')!r} is not its file name"
+        missing = [column for column in ("dataset", "defense", "attack", "threat_model") if column not in row]
+        if missing:
+            return None, f"no {missing[0]!r}"
+        return row, None
+
+    def set_aside(self, cell_key: str, reason: str) -> None:
+        """Move a damaged cell's files to ``cells/quarantine/`` (recomputed by the next run)."""
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+        for suffix in (".json", ".npz"):
+            source = self.cells_dir / f"{cell_key}{suffix}"
+            if source.exists():
+                target = self.quarantine_dir / f"{cell_key}{suffix}"
+                if target.exists():
+                    target = self.quarantine_dir / f"{cell_key}.{stamp}{suffix}"
+                os.replace(source, target)
+        report_damage(f"run folder cell {self.cells_dir / cell_key}.json is damaged ({reason}); set aside in "
+                      f"{self.quarantine_dir}, recomputing it")
+
+    def audit(self) -> list[str]:
+        """Set aside every damaged cell (its row, or its arrays) before a run; their keys."""
+        damaged = []
+        for path in sorted(self.cells_dir.glob("*.json")) if self.cells_dir.is_dir() else []:
+            row, problem = self._read_row(path)
+            if problem is None:
+                try:
+                    self.arrays(path.stem)
+                except FileNotFoundError:
+                    problem = "its arrays .npz is missing"
+                except BenchError:
+                    problem = "its arrays .npz does not load"
+            if problem is not None:
+                self.set_aside(path.stem, problem)
+                damaged.append(path.stem)
+        return damaged
+
     def save(self, row: dict, arrays: dict[str, np.ndarray]) -> None:
         key = row["cell_key"]
         # Arrays first: a row on disk means its arrays are there too.
@@ -62,11 +120,25 @@ class ResultsStore:
         atomic_write(self.cells_dir / f"{key}.json", lambda handle: handle.write(text.encode()))
 
     def arrays(self, cell_key: str) -> dict[str, np.ndarray]:
-        with np.load(self.cells_dir / f"{cell_key}.npz", allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+        """The cell's per-image arrays (FileNotFoundError when absent; one-line error when damaged)."""
+        path = self.cells_dir / f"{cell_key}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files}
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # truncated zip, bad CRC, pickled objects, not an archive
+            raise BenchError(f"cell file {path} is damaged ({type(error).__name__}); `bench run --out "
+                             f"{self.out_dir}` sets it aside and recomputes it") from None
 
     def frame(self) -> pd.DataFrame:
-        rows = [json.loads(p.read_text()) for p in sorted(self.cells_dir.glob("*.json"))]
+        rows = []
+        for path in sorted(self.cells_dir.glob("*.json")):
+            row, problem = self._read_row(path)
+            if problem is None:
+                rows.append(row)
+            else:
+                self.set_aside(path.stem, problem)
         frame = pd.DataFrame(rows)
         for column in COLUMNS:
             if column not in frame:

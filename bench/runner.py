@@ -31,7 +31,8 @@ import bench.models
 from attacks import AttackSpec, ThreatModel, get_attack, threat_model
 from attacks.art_adapter import ART_VERSION, art_classifier, blackbox_classifier, blackbox_output, run_attack
 from attacks.catalog import default_params, sweep_budgets
-from bench.cache import Cache, array_fingerprint, config_hash, default_cache_dir
+from bench.cache import (Cache, adversarial_claims, array_fingerprint, config_hash, default_cache_dir,
+                         ensure_writable)
 from bench.checks import MORE_STEPS, more_steps_name
 from bench.datasets import Dataset, load_dataset, validate_dataset_name
 from bench.devices import describe, resolve_device
@@ -195,7 +196,9 @@ def trained_model(data: Dataset, defense: str | Defense, overrides: dict, seed: 
     seed_everything(seed)  # weight initialisation must not depend on what ran before
     model = defense.build(data, options)
     with cache.lock("models", key):
-        state = cache.load_state("models", key)
+        # A damaged entry (checksum, unreadable, NaN or zeroed weights, not this model's tensors) is
+        # reported, deleted and retrained; the model is untouched until the state is verified.
+        state = cache.load_state("models", key, check=functools.partial(_state_mismatch, model))
         if state is not None:
             model.load_state_dict(state)
             record = cache.load_record("models", key)
@@ -219,6 +222,17 @@ def trained_model(data: Dataset, defense: str | Defense, overrides: dict, seed: 
                            float(record.get("train_seconds", float("nan"))), record.get("train_device", ""))
     _LOADED[key] = trained
     return trained
+
+
+def _state_mismatch(model: nn.Module, state: dict) -> str | None:
+    """Why ``state`` cannot be ``model``'s (other tensor names or shapes), or None."""
+    expected = model.state_dict()
+    if expected.keys() != state.keys():
+        return "its tensors are not this model's"
+    for name, tensor in expected.items():
+        if tuple(tensor.shape) != tuple(state[name].shape):
+            return f"{name} has shape {tuple(state[name].shape)}, the model's is {tuple(tensor.shape)}"
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -247,7 +261,11 @@ def adversarial_examples(spec: AttackSpec, params: dict, source: TrainedModel, d
     key = config_hash("adv", source.key, spec.name, params, array_fingerprint(idx), seed, ART_VERSION,
                       *view)
     with cache.lock("adversarial", key):
-        stored = cache.load_arrays("adversarial", key)
+        # What the entry must satisfy whatever its checksum says: x_adv of the clean images' shape,
+        # finite, in [0, 1] and, for L∞-bounded attacks, inside the ε ball around them.
+        linf = params.get("eps") if spec.bounded and spec.norm.value == "linf" else None
+        claims = adversarial_claims(data.x_test[idx], linf)
+        stored = cache.load_arrays("adversarial", key, claims=claims, reference=data.x_test[idx])
         if stored is not None:
             return stored["x_adv"], float(stored["seconds"]), True, int(stored.get("queries", 0))
         if blackbox:
@@ -259,7 +277,7 @@ def adversarial_examples(spec: AttackSpec, params: dict, source: TrainedModel, d
                            seed=seed, device=device, progress=progress)
         seconds = time.perf_counter() - started
         queries = counter.images if counter else 0
-        cache.save_arrays("adversarial", key, x_adv=x_adv, seconds=np.float64(seconds),
+        cache.save_arrays("adversarial", key, claims=claims, x_adv=x_adv, seconds=np.float64(seconds),
                           queries=np.int64(queries))
         return x_adv, seconds, False, queries
 
@@ -393,8 +411,15 @@ def _train_for(model: tuple[str, str, tuple, int], settings: Settings) -> str:
     return trained_model(data, defense, dict(options), seed, device, settings.cache, settings.progress).key
 
 
-def _run_group(cells: list[Cell], settings: Settings) -> list[dict]:
-    return [run_cell(cell, settings) for cell in cells]
+def _run_group(cells: list[Cell], settings: Settings, write_csv: bool = False) -> list[dict]:
+    """Run ``cells`` one after the other; with ``write_csv`` (in-process runs) ``results.csv`` is
+    rewritten after each, so it never misses a finished cell."""
+    rows = []
+    for cell in cells:
+        rows.append(run_cell(cell, settings))
+        if write_csv:
+            ResultsStore(settings.out_dir).write_csv()
+    return rows
 
 
 def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True) -> GridOutcome:
@@ -405,7 +430,12 @@ def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True) -> 
     that share adversarial examples, so no two workers wait on the same work.
     """
     cells = list(cells)
+    # Where results and caches go must take a file before any work starts (a file in the place of
+    # --out, read-only, disk full): one line naming the folder.
+    ensure_writable(settings.out_dir, "--out")
+    ensure_writable(settings.cache.root, "cache folder")
     store = ResultsStore(settings.out_dir)
+    store.audit()  # damaged cells are set aside in cells/quarantine/ and recomputed
     todo = [cell for cell in cells if not (resume and store.has(cell.key))]
     parallel = {"jobs": settings.jobs, "backend": settings.backend, "scheduler": settings.scheduler}
     in_process = settings.jobs == 1 and settings.backend == "loky"
@@ -418,11 +448,14 @@ def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True) -> 
     computed = []
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not settings.progress)
     groups = _share_adversarial(todo)
-    for rows in parallel_map(functools.partial(_run_group, settings=worker_settings), groups, **parallel):
-        computed.extend(rows)
-        bar.update(len(rows))
-        bar.set_postfix_str(f"{rows[-1]['dataset']}/{rows[-1]['defense']}/{rows[-1]['attack']}")
+    try:
+        for rows in parallel_map(functools.partial(_run_group, settings=worker_settings, write_csv=in_process),
+                                 groups, **parallel):
+            computed.extend(rows)
+            bar.update(len(rows))
+            bar.set_postfix_str(f"{rows[-1]['dataset']}/{rows[-1]['defense']}/{rows[-1]['attack']}")
+            store.write_csv()
+    finally:  # also on Ctrl-C or an error: results.csv holds every cell finished so far
+        bar.close()
         store.write_csv()
-    bar.close()
-    store.write_csv()
     return GridOutcome(store.frame(), computed, len(cells) - len(todo))

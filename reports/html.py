@@ -36,6 +36,7 @@ from markupsafe import Markup
 import bench
 from attacks import REGISTRY as ATTACKS
 from attacks import ThreatModel
+from bench.cache import write_bytes_atomic
 from bench.regression import METRICS, read_run
 from bench.results import ResultsStore
 from defenses import REGISTRY as DEFENSES
@@ -350,6 +351,5 @@ def write_report(run_dirs: Sequence[str | Path], out_path: str | Path) -> Path:
         names = [str(p) for p in paths]
     text = render([load_run(path, name) for path, name in zip(paths, names)])
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text, encoding="utf-8")
+    write_bytes_atomic(out_path, text.encode("utf-8"))  # disk full, read-only: one line naming it
     return out_path
