@@ -66,3 +66,14 @@ def snapshot(folder: Path) -> dict[str, str]:
 def cache_dir(tmp_path) -> Path:
     """A cache of this test's own (these tests damage caches)."""
     return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def fresh_process():
+    """Each test's runs start as a new `bench` process would: no trained model kept in memory
+    (the runner keeps them by key, which would bypass the cache these tests damage)."""
+    from bench import runner
+
+    runner._LOADED.clear()
+    yield
+    runner._LOADED.clear()
