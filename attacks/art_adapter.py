@@ -10,6 +10,7 @@ gradient and counts every image it is asked about.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attacks import AttackSpec
+from attacks._torch import frozen
 
 # ART is imported inside the functions that use it: importing it takes seconds,
 # and a run served entirely from the cache never builds an estimator.
@@ -194,5 +196,9 @@ def run_attack(spec: AttackSpec, params: dict, estimator, x: np.ndarray, y: np.n
             x_adv[started] = attack.generate(x=x[started], y=None if labels is None else labels[started],
                                              x_adv_init=starts[started])
     else:
-        x_adv = attack.generate(x=x, y=labels)
+        # Gradients with respect to the input only: ART's estimators call loss.backward(), which
+        # with trainable weights also computes every weight gradient, each step (docs/attacks.md).
+        model = getattr(estimator, "model", None)
+        with frozen(model) if isinstance(model, nn.Module) else contextlib.nullcontext():
+            x_adv = attack.generate(x=x, y=labels)
     return np.clip(x_adv, 0.0, 1.0).astype(np.float32)
