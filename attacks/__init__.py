@@ -61,6 +61,8 @@ class AttackSpec:
     get ``y=None`` and ART draws random targets from the seeded NumPy RNG.
     ``parameters`` (family -> constructor parameters) is for third-party
     attacks; the built-in ones keep theirs in ``attacks.catalog.PARAMETERS``.
+    ``implementation`` names the suite's own attack class where it replaces
+    ART's (``deepfool``, ``jsma``, ``cw-l2``; ART's stay as ``deepfool-art``, …).
     """
 
     name: str
@@ -73,6 +75,9 @@ class AttackSpec:
     uses_labels: bool = True
     origin: str = "built-in"
     parameters: Mapping[str, dict] | None = dataclasses.field(default=None, hash=False)
+    #: Which code generates the examples when it is not ART's class (e.g. ``"attacks.deepfool/1"``):
+    #: part of the adversarial-example cache key, so a new implementation never reuses old results.
+    implementation: str = ""
 
 
 def _registry() -> dict[str, AttackSpec]:

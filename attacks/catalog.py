@@ -43,6 +43,14 @@ if TYPE_CHECKING:
     from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent
 
 
+def _own(module: str):
+    """The suite's own attack module ``attacks.<module>`` (batched torch, ART-compatible classes),
+    imported when first used: it imports torch and ART."""
+    import importlib
+
+    return importlib.import_module(f"attacks.{module}")
+
+
 def _evasion():
     """ART's evasion-attack module, imported when an attack is first built: importing ART
     takes seconds, and a run whose adversarial examples all come from the cache never needs it."""
@@ -66,9 +74,13 @@ PARAMETERS: dict[str, dict[str, dict]] = {
     "bim": _each(eps=True, max_iter=20),
     "pgd": _each(eps=True, max_iter=40, num_random_init=1),
     "deepfool": _each(max_iter=50, epsilon=0.02, nb_grads=10),
+    "deepfool-art": _each(max_iter=50, epsilon=0.02, nb_grads=10),
     "jsma": _each(theta=1.0, gamma=0.1),
+    "jsma-art": _each(theta=1.0, gamma=0.1),
     "cw-l2": _each(confidence=0.0, learning_rate=0.05, binary_search_steps=5, max_iter=50,
                    initial_const=0.1),
+    "cw-l2-art": _each(confidence=0.0, learning_rate=0.05, binary_search_steps=5, max_iter=50,
+                       initial_const=0.1),
     "cw-linf": _each(eps=True, max_iter=50, num_random_init=1),
     "apgd-ce": _each(eps=True, max_iter=100, nb_random_init=1),
     "apgd-dlr": _each(eps=True, max_iter=100, nb_random_init=1),
@@ -192,15 +204,32 @@ ATTACKS = (
     ),
     AttackSpec(
         name="deepfool",
-        summary="DeepFool: iterative linearisation towards the nearest boundary (minimal L2)",
+        summary="DeepFool: iterative linearisation towards the nearest boundary (minimal L2; batched torch)",
         reference="Moosavi-Dezfooli, Fawzi, Frossard 2016, 'DeepFool'",
+        norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
+        make=lambda est, p: _own("deepfool").DeepFool(est, **p),
+        implementation="attacks.deepfool/1",
+    ),
+    AttackSpec(
+        name="deepfool-art",
+        summary="ART's own DeepFool, kept to compare with `deepfool` (same parameters)",
+        reference="Moosavi-Dezfooli, Fawzi, Frossard 2016, 'DeepFool' (ART's implementation)",
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().DeepFool(est, **p),
     ),
     AttackSpec(
         name="jsma",
-        summary="Jacobian Saliency Map Attack towards a random target class (few pixels, L0)",
+        summary="Jacobian Saliency Map Attack towards a random target class (few pixels, L0; batched torch)",
         reference="Papernot et al. 2016, 'The Limitations of Deep Learning in Adversarial Settings'",
+        norm=Norm.L0, bounded=False, threat_models=_GRADIENT,
+        make=lambda est, p: _own("jsma").SaliencyMapMethod(est, **p),
+        uses_labels=False,
+        implementation="attacks.jsma/1",
+    ),
+    AttackSpec(
+        name="jsma-art",
+        summary="ART's own JSMA, kept to compare with `jsma` (same parameters and random targets)",
+        reference="Papernot et al. 2016 (ART's implementation)",
         norm=Norm.L0, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().SaliencyMapMethod(est, **p),
         uses_labels=False,
@@ -209,6 +238,14 @@ ATTACKS = (
         name="cw-l2",
         summary="Carlini-Wagner L2: optimisation on logits with a binary search over the constant",
         reference="Carlini, Wagner 2017, 'Towards Evaluating the Robustness of Neural Networks'",
+        norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
+        make=lambda est, p: _own("cw").CarliniL2Method(est, **p),
+        implementation="attacks.cw/1",
+    ),
+    AttackSpec(
+        name="cw-l2-art",
+        summary="ART's own C&W L2 (line search instead of Adam), kept to compare with `cw-l2`",
+        reference="Carlini, Wagner 2017 (ART's implementation)",
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().CarliniL2Method(est, **p),
     ),

@@ -258,8 +258,10 @@ def adversarial_examples(spec: AttackSpec, params: dict, source: TrainedModel, d
     (and count the images queried); the others get its gradients.  Queries are 0 for those.
     """
     view = ("blackbox", blackbox_output(source.module)) if blackbox else ()
+    # The suite's own attack classes add their implementation version (none for ART's: old keys hold).
+    implementation = (spec.implementation,) if getattr(spec, "implementation", "") else ()
     key = config_hash("adv", source.key, spec.name, params, array_fingerprint(idx), seed, ART_VERSION,
-                      *view)
+                      *view, *implementation)
     with cache.lock("adversarial", key):
         # What the entry must satisfy whatever its checksum says: x_adv of the clean images' shape,
         # finite, in [0, 1] and, for L∞-bounded attacks, inside the ε ball around them.
