@@ -16,6 +16,8 @@ Options (defaults per family in ``defenses.baseline_defaults.BASELINES``):
     eps (float): training radius; the dataset's evaluation budget (MNIST 0.3).
     steps (int), step_size (float): adv-pgd's inner PGD (MNIST: 10 × 0.075 on CPU,
         Madry et al.'s 40 × 0.01 when a CUDA device is present).
+    eps_warmup (float): adv-pgd's training ε grows linearly from 0 to ``eps`` over this
+        many epochs (0: full ε from the first batch, as in the paper; MNIST: 2).
     alpha (float): adv-fgsm's weight of the clean loss (0.5).
     init (str): ``undefended`` (fine-tune the trained ``none`` model; Jeddi et al.
         2020) or ``scratch`` (from random weights, as in the paper).
@@ -33,6 +35,8 @@ Example::
 """
 
 from __future__ import annotations
+
+import itertools
 
 import torch.nn.functional as F
 from torch import nn
@@ -68,15 +72,23 @@ def _fit_fgsm(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -
 def _pgd_defaults(data: Dataset) -> dict:
     base = BASELINES[data.family]
     steps, step_size = base.inner_attack()
-    return {**training_options(data), "eps": base.eps, "steps": steps, "step_size": step_size}
+    return {**training_options(data), "eps": base.eps, "steps": steps, "step_size": step_size,
+            "eps_warmup": base.eps_warmup}
 
 
 def _fit_pgd(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -> None:
     attack = {"eps": options["eps"], "step_size": options["step_size"], "steps": options["steps"],
               "start": "uniform"}
+    ramp = options["eps_warmup"] * -(-len(data.y_train) // options["batch_size"])  # in batches
+    batches = itertools.count(1)
 
     def batch_loss(net: nn.Module, x, y):
-        return F.cross_entropy(net(pgd_linf(net, x, cross_entropy_sum(y), **attack)), y)
+        # ε (and the step with it) grows linearly over the first eps_warmup epochs, then stays:
+        # from scratch at full ε the model can sit at chance for epochs (docs/defenses.md).
+        scale = min(1.0, next(batches) / ramp) if ramp > 0 else 1.0
+        x_adv = pgd_linf(net, x, cross_entropy_sum(y), attack["eps"] * scale, attack["step_size"] * scale,
+                         attack["steps"], attack["start"])
+        return F.cross_entropy(net(x_adv), y)
 
     def score(net: nn.Module) -> float:
         return robust_accuracy(net, data, ctx.device, **attack)

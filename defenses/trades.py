@@ -47,8 +47,8 @@ from defenses.robust_training import build, initialise, pgd_linf, robust_accurac
 def _defaults(data: Dataset) -> dict:
     base = BASELINES[data.family]
     steps, step_size = base.inner_attack()
-    return {**training_options(data), "init": base.trades_init or base.init, "eps": base.eps,
-            "steps": steps, "step_size": step_size, "beta": base.beta}
+    return {**training_options(data), "eps": base.eps, "steps": steps, "step_size": step_size,
+            "beta": base.beta}
 
 
 def _fit(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -> None:
