@@ -86,6 +86,7 @@ PARAMETERS: dict[str, dict[str, dict]] = {
     "apgd-dlr": _each(eps=True, max_iter=100, nb_random_init=1),
     "autoattack": _each(eps=True, apgd_max_iter=100, square_max_iter=1000),
     "square": _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1),
+    "square-art": _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1),
     "hopskipjump": _each(max_iter=10, max_eval=1000, init_eval=100, init_size=100),
 }
 
@@ -240,7 +241,7 @@ ATTACKS = (
         reference="Carlini, Wagner 2017, 'Towards Evaluating the Robustness of Neural Networks'",
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _own("cw").CarliniL2Method(est, **p),
-        implementation="attacks.cw/1",
+        implementation="attacks.cw/2",
     ),
     AttackSpec(
         name="cw-l2-art",
@@ -288,6 +289,14 @@ ATTACKS = (
         summary="Square Attack: score-based random search with square-shaped L∞ updates (1000 iterations)",
         reference="Andriushchenko et al. 2020, 'Square Attack: a query-efficient black-box adversarial "
                   "attack via random search'",
+        norm=Norm.LINF, bounded=True, threat_models=_QUERIES,
+        make=lambda est, p: _own("square").SquareAttack(est, norm=np.inf, **p),
+        implementation="attacks.square/1",
+    ),
+    AttackSpec(
+        name="square-art",
+        summary="ART's own Square Attack (3 queries per image per iteration), kept to compare with `square`",
+        reference="Andriushchenko et al. 2020 (ART's implementation)",
         norm=Norm.LINF, bounded=True, threat_models=_QUERIES,
         make=lambda est, p: _evasion().SquareAttack(est, norm=np.inf, **p),
     ),

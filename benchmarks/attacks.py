@@ -15,8 +15,9 @@ Implementations per attack (``suite`` is what ``bench run`` runs, through
   torchattacks, and a plain torch loop (same ε, step, steps, random start);
 * ``deepfool``, ``jsma``, ``cw-l2``: suite (the batched torch class in
   ``attacks/``), ART's original (``deepfool-art``, …), torchattacks;
-* ``square``: suite (ART's SquareAttack through the black-box query function) and
-  torchattacks' Square, both on the model's logits (margin loss), same budget.
+* ``square``: suite (``attacks/square.py``) and ART's original (``square-art``), both
+  through the black-box query function, and torchattacks' Square; all on the model's
+  logits (margin loss), same budget.
 
 ``--dundi DATASET`` adds DunDi's two-step ``predict`` vs the undefended model's
 forward, images per second at the same batch size and device.
@@ -166,6 +167,7 @@ def implementations(name, data, model, x, y, device, seed, skip):
             peer = ta.CW(model, c=1.0, kappa=0, steps=250, lr=0.05)
             runs.append(("torchattacks", _torch_runner(lambda xb, yb: peer(xb, yb), model, x, y, device, batch)))
     elif name == "square":
+        runs.append(("square-art", _suite("square-art", data, model, x, y, device, seed, blackbox=True)))
         peer = ta.Square(model, norm="Linf", eps=params["eps"], n_queries=params["max_iter"], n_restarts=1,
                          p_init=params["p_init"], loss="margin", seed=seed)
         runs.append(("torchattacks", _torch_runner(lambda xb, yb: peer(xb, yb), model, x, y, device, batch)))
