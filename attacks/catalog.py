@@ -84,6 +84,7 @@ PARAMETERS: dict[str, dict[str, dict]] = {
     "cw-linf": _each(eps=True, max_iter=50, num_random_init=1),
     "apgd-ce": _each(eps=True, max_iter=100, nb_random_init=1),
     "apgd-dlr": _each(eps=True, max_iter=100, nb_random_init=1),
+    "embedding-pgd": _each(eps=True, max_iter=100, num_random_init=1),
     "autoattack": _each(eps=True, apgd_max_iter=100, square_max_iter=1000),
     "square": _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1),
     "square-art": _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1),
@@ -115,7 +116,8 @@ def _apgd_step(params: dict) -> dict:
 
 #: attack -> how its step size follows ε (and its number of steps).
 STEP = {"bim": _madry_step, "pgd": _madry_step, "cw-linf": _madry_step,
-        "apgd-ce": _apgd_step, "apgd-dlr": _apgd_step, "autoattack": _apgd_step}
+        "apgd-ce": _apgd_step, "apgd-dlr": _apgd_step, "autoattack": _apgd_step,
+        "embedding-pgd": _madry_step}
 
 
 def sweep_budgets(spec: AttackSpec, family: str, eps: list[float], sweep: bool) -> list[float | None]:
@@ -153,6 +155,7 @@ def default_params(spec: AttackSpec, family: str, eps: float | None = None, **ov
 
 _GRADIENT = frozenset({ThreatModel.WHITEBOX, ThreatModel.TRANSFER})
 _QUERIES = frozenset({ThreatModel.BLACKBOX})
+_WHITEBOX = frozenset({ThreatModel.WHITEBOX})
 
 
 def _apgd(estimator, params: dict, loss_type: str) -> AutoProjectedGradientDescent:
@@ -179,6 +182,13 @@ def _autoattack(estimator, params: dict) -> AutoAttack:
                      nb_restarts=1),
     ]
     return _evasion().AutoAttack(estimator, norm=np.inf, eps=eps, eps_step=step, attacks=inner, targeted=False)
+
+
+def _embedding_pgd(estimator, params: dict):
+    """``attacks.embedding_pgd.EmbeddingPGD``, imported when first built (it imports ART)."""
+    from attacks.embedding_pgd import EmbeddingPGD
+
+    return EmbeddingPGD(estimator, **params)
 
 
 ATTACKS = (
@@ -283,6 +293,18 @@ ATTACKS = (
         reference="Croce, Hein 2020 (ART's AutoAttack; inner attacks in attacks/catalog.py)",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=_autoattack,
+    ),
+    AttackSpec(
+        # Adaptive attack for DunDi-style distance classifiers (attacks/embedding_pgd.py): the margin of
+        # the two-step decision itself; on models without references, the C&W margin on the logits.
+        # White-box only: under transfer it would attack `none`, i.e. be cw-linf with 100 steps.
+        name="embedding-pgd",
+        summary="Adaptive PGD on a distance classifier's two-step decision margin (centroid shortlist "
+                "and m nearest references; 100 steps, best iterate kept)",
+        reference="Madry et al. 2018 (PGD); adaptive-attack guidance of Tramer et al. 2020, "
+                  "'On Adaptive Attacks to Adversarial Example Defenses'",
+        norm=Norm.LINF, bounded=True, threat_models=_WHITEBOX,
+        make=lambda est, p: _embedding_pgd(est, p),
     ),
     AttackSpec(
         name="square",
