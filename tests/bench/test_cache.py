@@ -43,3 +43,17 @@ def test_concurrent_workers_compute_an_entry_once(tmp_path):
         thread.join()
     assert computed == [1]
     assert torch.equal(cache.load_state("models", "shared")["w"], torch.ones(1000))
+
+
+def test_every_entry_has_a_sidecar_with_its_checksum(tmp_path):
+    import hashlib
+    import json
+
+    cache = Cache(tmp_path)
+    path = cache.save_state("models", "k", {"w": torch.ones(2, 2)}, {"train_seconds": 2.0})
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sidecar["bytes"] == path.stat().st_size and sidecar["record"] == {"train_seconds": 2.0}
+    assert cache.load_record("models", "k") == {"train_seconds": 2.0}
+    path.write_bytes(path.read_bytes()[:-10])
+    assert cache.load_state("models", "k") is None and not path.exists()

@@ -62,3 +62,22 @@ def test_official_name_offline_falls_back_to_a_labelled_subset(tmp_path, monkeyp
     monkeypatch.delenv("BENCH_DATA_DIR")
     with pytest.raises(BenchError, match="looked in"):
         datasets.load_dataset("mnist", 0, str(tmp_path / "empty2"))
+
+
+def test_validation_leaves_the_fingerprints_of_valid_data_as_they_were(digits, mnist_subset):
+    """Model cache keys hash the fingerprint: validating the data must not move it (or every cached
+    model would be retrained)."""
+    assert digits.fingerprint == "7329c224d1226a16"
+    assert load_dataset(f"npz:{mnist_subset}", seed=0).fingerprint == "b1194b8ce013dd63"
+
+
+def test_out_of_range_pixels_and_unseen_test_labels_are_refused(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (20, 8, 8)).astype(np.int32)
+    labels = np.arange(20) % 2
+    path = tmp_path / "wide.npz"
+    np.savez(path, x_train=images * 10, y_train=labels, x_test=images[:4], y_test=labels[:4])
+    with pytest.raises(BenchError, match="integer pixels must be in 0..255"):
+        load_dataset(f"npz:{path}")
+    np.savez(path, x_train=images, y_train=labels, x_test=images[:4], y_test=np.array([0, 1, 0, 5]))
+    with pytest.raises(BenchError, match="test label 5 never occurs in training"):
+        load_dataset(f"npz:{path}")
