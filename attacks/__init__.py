@@ -29,6 +29,7 @@ import enum
 from typing import Any, Callable, Mapping
 
 from bench.errors import BenchError
+from bench.names import unknown
 from bench.plugins import ATTACK_GROUP, with_plugins
 
 
@@ -94,12 +95,41 @@ def get_attack(name: str) -> AttackSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise BenchError(f"unknown attack {name!r}; choose one of: {', '.join(REGISTRY)}") from None
+        raise unknown("attack", name, REGISTRY) from None
 
 
 def threat_model(name: str) -> ThreatModel:
     try:
         return ThreatModel(name)
     except ValueError:
-        valid = ", ".join(t.value for t in ThreatModel)
-        raise BenchError(f"unknown threat model {name!r}; choose one of: {valid}") from None
+        raise unknown("threat model", name, [t.value for t in ThreatModel]) from None
+
+
+def check_supported(attacks: list[str], threat_models: list[str]) -> None:
+    """A one-line :class:`BenchError` when an attack runs under none of the chosen threat models."""
+    threats = {threat_model(name) for name in threat_models}
+    for name in attacks:
+        spec = get_attack(name)
+        if not spec.threat_models & threats:
+            supported = ", ".join(t.value for t in ThreatModel if t in spec.threat_models)
+            chosen = ", ".join(t.value for t in ThreatModel if t in threats)
+            raise BenchError(f"attack {spec.name!r} runs under threat model {supported}; "
+                             f"add it to --threat-model (chosen: {chosen})")
+
+
+def unsupported(attacks: list[str], threat_models: list[str]) -> dict[str, list[str]]:
+    """attack -> the chosen threat models it does not run under (gradient attacks need
+    ``whitebox`` or ``transfer``, query attacks ``blackbox``), for the attacks that have any:
+    the combinations a grid leaves out.
+
+    Example::
+
+        unsupported(["fgsm", "square"], ["whitebox", "blackbox"])  # {'fgsm': ['blackbox'], 'square': ['whitebox']}
+    """
+    skipped = {}
+    for name in attacks:
+        spec = get_attack(name)
+        missing = [t for t in threat_models if threat_model(t) not in spec.threat_models]
+        if missing:
+            skipped[name] = missing
+    return skipped

@@ -41,9 +41,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import platformdirs
-import torch
-from filelock import FileLock
 
 import bench
 from bench.errors import BenchError
@@ -55,6 +52,8 @@ CACHE_FORMAT = 1
 def default_cache_dir() -> Path:
     """``$BENCH_CACHE_DIR`` if set, else the user cache folder (e.g. ~/.cache/dundi-bench)."""
     env = os.environ.get("BENCH_CACHE_DIR")
+    import platformdirs  # here, not at the top: `bench list` and name checks import this module
+
     return Path(env) if env else Path(platformdirs.user_cache_dir("dundi-bench"))
 
 
@@ -185,6 +184,8 @@ DAMAGED: list[str] = []
 def state_problem(state: Any) -> str | None:
     """Why ``state`` is no trained ``state_dict``: not a dict of tensors, non-finite values, or a
     weight tensor that is all zeros (no trained layer has one); None when it looks sound."""
+    import torch  # here, not at the top: `bench list` and name checks import this module
+
     if not isinstance(state, dict) or not state:
         return f"holds a {type(state).__name__}, not a state dict"
     for name, value in state.items():
@@ -251,6 +252,8 @@ class Cache:
         lock_path = self.path(kind, key, ".lock")
         try:
             lock_path.parent.mkdir(parents=True, exist_ok=True)
+            from filelock import FileLock
+
             lock = FileLock(str(lock_path))
             lock.acquire()
         except OSError as error:
@@ -344,6 +347,8 @@ class Cache:
                    check: Callable[[dict], str | None] | None = None) -> dict | None:
         """The stored ``state_dict`` (``weights_only=True``), verified: checksum, :func:`state_problem`
         and ``check`` (e.g. that it loads into the model); None when absent or damaged."""
+        import torch
+
         def verify(state):
             return state_problem(state) or (check(state) if check is not None else None)
 
@@ -353,6 +358,8 @@ class Cache:
 
     def save_state(self, kind: str, key: str, state: dict, record: dict | None = None) -> Path:
         """Store a ``state_dict``; ``record`` (JSON: e.g. what training cost) goes in its sidecar."""
+        import torch
+
         buffer = io.BytesIO()
         torch.save(state, buffer)
         return self._write(kind, key, ".pt", buffer.getvalue(), record, None)

@@ -73,16 +73,31 @@ def more_steps_name(attack: str) -> str:
 STEP_FAMILY = ("fgsm", "bim", "pgd", more_steps_name("pgd"))
 
 
-def sanity_cells(cells: Sequence) -> list:
+def sanity_cells(cells: Sequence, results: pd.DataFrame | None = None) -> list:
     """The sanity cells (``bench.runner.Cell``) for each dataset, defense and seed of ``cells``,
-    less any that ``cells`` already hold (``--attack pgd --eps 1`` is the large-ε check itself)."""
-    firsts = {}
+    less any that ``cells`` already hold (``--attack pgd --eps 1`` is the large-ε check itself).
+
+    With ``results`` (the grid's rows, run first), a defense that a white-box L∞ attack of the
+    grid (at ε < 1) already breaks (robust accuracy at most ``LARGE_EPS_MAX_ACCURACY``) gets none: both
+    checks look for gradients that hide a weakness, and an attack that already reaches ~0 shows
+    none is hidden.  So they cost nothing where they can tell nothing (the default grid's
+    undefended model), and their cost (about five white-box PGD cells per defense) is paid only
+    for defenses the grid leaves standing, where masking is the question.
+    """
+    broken = set()  # cell keys of grid rows that show the defense broken
+    if results is not None and not results.empty:
+        whitebox = results[(results["threat_model"] == ThreatModel.WHITEBOX.value) & (results["norm"] == "linf")
+                           & (results["eps"] < LARGE_EPS) & (results["robust_accuracy"] <= LARGE_EPS_MAX_ACCURACY)]
+        broken = set(whitebox["cell_key"])
+    groups: dict[tuple, list] = {}
     for cell in cells:
-        firsts.setdefault((cell.dataset, cell.defense, cell.defense_options, cell.seed, cell.samples), cell)
+        groups.setdefault((cell.dataset, cell.defense, cell.defense_options, cell.seed, cell.samples), []).append(cell)
     asked = {cell.key for cell in cells}
     extra = []
-    for cell in firsts.values():
-        base = dataclasses.replace(cell, attack=SANITY_ATTACK, threat_model=ThreatModel.WHITEBOX, check="")
+    for group in groups.values():
+        if any(cell.key in broken for cell in group):
+            continue
+        base = dataclasses.replace(group[0], attack=SANITY_ATTACK, threat_model=ThreatModel.WHITEBOX, check="")
         if dataclasses.replace(base, eps=LARGE_EPS).key not in asked:
             extra.append(dataclasses.replace(base, eps=LARGE_EPS, check="large-eps"))
         extra.append(dataclasses.replace(base, eps=None, check="more-steps"))

@@ -47,12 +47,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import platformdirs
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from bench.cache import array_fingerprint
 from bench.errors import BenchError
+from bench.names import unknown
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 VALIDATION_FRACTION = 0.1
@@ -146,6 +144,8 @@ class _Raw:
 
 
 def default_data_dir() -> Path:
+    import platformdirs
+
     return Path(platformdirs.user_cache_dir("dundi-bench")) / "data"
 
 
@@ -159,7 +159,7 @@ def validate_dataset_name(spec: str) -> str:
         return spec
     if spec in {d.value for d in DatasetName}:
         return spec
-    raise BenchError(f"unknown dataset {spec!r}; choose one of: {', '.join(dataset_choices())}")
+    raise unknown("dataset", spec, dataset_choices())
 
 
 #: The largest seed the seeded splits accept (NumPy's legacy RandomState range).
@@ -379,6 +379,9 @@ def _load_npz(path: Path) -> _Raw:
 
 
 def _load_digits() -> _Raw:
+    from sklearn.datasets import load_digits  # scikit-learn loads in ~1 s: only when data is loaded
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
     # The UCI digits have no official test split: carve one, stratified, with a
@@ -475,6 +478,8 @@ def _load_official(name: DatasetName, data_dir: Path) -> _Raw:
 
 
 def _split(raw: _Raw, seed: int, family: str) -> Dataset:
+    from sklearn.model_selection import train_test_split
+
     n_val = min(max(int(round(VALIDATION_FRACTION * len(raw.y_train))), len(raw.classes)), VALIDATION_MAX)
     try:
         x_train, x_val, y_train, y_val = train_test_split(

@@ -1,14 +1,25 @@
-"""Device selection: CUDA when present (or asked for), else CPU."""
+"""Device selection: CUDA when present (or asked for), else CPU.
 
-import torch
+torch is imported inside the functions: the CLI reads :data:`DEVICE_CHOICES`
+for its help text, which must not wait for torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """Map ``auto|cpu|cuda`` to a torch device; ``auto`` picks CUDA when available."""
+    import torch
+
     if name not in DEVICE_CHOICES:
         raise BenchError(f"unknown device {name!r}; choose one of: {', '.join(DEVICE_CHOICES)}")
     if name == "auto":
@@ -20,6 +31,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def describe(device: torch.device) -> str:
     """What the results row records as ``device``: 'cpu' or 'cuda:<GPU name>'."""
+    import torch
+
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return "cpu"

@@ -14,9 +14,6 @@ import contextlib
 import os
 from typing import Callable, Iterable, Iterator, TypeVar
 
-import joblib
-import torch
-
 from bench.errors import BenchError
 
 BACKENDS = ("loky", "dask")
@@ -39,6 +36,8 @@ def _dask_backend(jobs: int, scheduler: str | None) -> Iterator[None]:
     else:
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
+    import joblib
+
     with client, joblib.parallel_config(backend="dask"):
         yield
     if not scheduler:
@@ -50,6 +49,8 @@ def _limit_threads(jobs: int, func: Callable[[T], R]) -> Callable[[T], R]:
     threads = max(1, (os.cpu_count() or 1) // jobs)
 
     def limited(item: T) -> R:
+        import torch
+
         torch.set_num_threads(threads)
         return func(item)
 
@@ -67,6 +68,8 @@ def parallel_map(func: Callable[[T], R], items: Iterable[T], *, jobs: int = 1, b
     if jobs == 1 and backend == "loky":
         yield from map(func, items)
         return
+    import joblib  # here: the CLI reads BACKENDS for its help text
+
     context = _dask_backend(jobs, scheduler) if backend == "dask" else contextlib.nullcontext()
     with context:
         runner = joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")

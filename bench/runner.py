@@ -24,11 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 import bench
 import bench.models
-from attacks import AttackSpec, ThreatModel, get_attack, threat_model
+from attacks import AttackSpec, ThreatModel, check_supported, get_attack, threat_model
 from attacks.art_adapter import ART_VERSION, art_classifier, blackbox_classifier, blackbox_output, run_attack
 from attacks.catalog import default_params, sweep_budgets
 from bench.cache import (Cache, adversarial_claims, array_fingerprint, config_hash, default_cache_dir,
@@ -40,6 +39,7 @@ from bench.errors import BenchError
 from bench.metrics import perturbation_norms, summarize
 from bench.models import classify, logits_of, seed_everything
 from bench.parallel import parallel_map
+from bench.progress import Progress
 from bench.results import ResultsStore
 from bench.user_model import UserModel, as_defense
 from defenses import Defense, FitContext, get_defense
@@ -153,11 +153,7 @@ def make_grid(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequenc
               or (":" in key and key.rpartition(":")[0] not in defenses)]
     if unused:
         raise BenchError(f"no selected defense has option {unused[0]!r} (defenses: {', '.join(defenses)})")
-    for spec in specs:
-        if not spec.threat_models & set(threats):
-            supported = ", ".join(t.value for t in ThreatModel if t in spec.threat_models)
-            raise BenchError(f"attack {spec.name!r} runs under threat model {supported}; "
-                             f"add it to --threat-model (chosen: {', '.join(t.value for t in threats)})")
+    check_supported([spec.name for spec in specs], [t.value for t in threats])
     families = {dataset: load_dataset(dataset, seed, data_dir).family for dataset in datasets}
     cells = []
     for dataset, defense, spec, threat in itertools.product(datasets, defenses, specs, threats):
@@ -303,8 +299,9 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     blackbox = cell.threat_model is ThreatModel.BLACKBOX
     idx = eval_indices(data.n_test, cell.samples, cell.seed)
     x, y = data.x_test[idx], data.y_test[idx]
+    # ART's own progress bars stay off: the run shows one display of its own (bench.progress).
     x_adv, seconds, adv_cached, queries = adversarial_examples(spec, params, source, data, idx, cell.seed,
-                                                               device, cache, settings.progress, blackbox)
+                                                               device, cache, False, blackbox)
     if not spec.bounded and cell.eps is not None:
         # Within the budget an adversarial image counts; beyond it the clean image is scored.
         within = perturbation_norms(x, x_adv)[spec.norm.value] <= cell.eps + 1e-6
@@ -378,6 +375,9 @@ class GridOutcome:
     table: pd.DataFrame
     computed: list[dict]
     resumed: int
+    #: Distinct models the computed cells needed: trained now, and loaded (cache or memory).
+    models_trained: int = 0
+    models_cached: int = 0
 
 
 def _models_needed(cells: list[Cell]) -> list[tuple[str, str, tuple, int]]:
@@ -406,11 +406,13 @@ def _share_adversarial(cells: list[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def _train_for(model: tuple[str, str, tuple, int], settings: Settings) -> str:
+def _train_for(model: tuple[str, str, tuple, int], settings: Settings) -> tuple[str, bool]:
+    """Load or train one model the grid needs: ``(its cache key, whether it was not trained now)``."""
     dataset, defense, options, seed = model
     data = load_dataset(dataset, seed, settings.data_dir)
     device = resolve_device(settings.device)
-    return trained_model(data, defense, dict(options), seed, device, settings.cache, settings.progress).key
+    trained = trained_model(data, defense, dict(options), seed, device, settings.cache, settings.progress)
+    return trained.key, trained.cached
 
 
 def _run_group(cells: list[Cell], settings: Settings, write_csv: bool = False) -> list[dict]:
@@ -424,12 +426,16 @@ def _run_group(cells: list[Cell], settings: Settings, write_csv: bool = False) -
     return rows
 
 
-def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True) -> GridOutcome:
+def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True,
+             display: Progress | None = None, label: str = "cells") -> GridOutcome:
     """Run every cell not already finished in ``settings.out_dir``.
 
-    With ``settings.jobs > 1`` or the Dask backend, every model the grid needs
-    is trained first (each once, in parallel), then the cells run in groups
-    that share adversarial examples, so no two workers wait on the same work.
+    Every model the grid needs is loaded or trained first (each once; in
+    parallel with ``settings.jobs > 1`` or the Dask backend), then the cells
+    run, in groups that share adversarial examples so no two workers wait on
+    the same work.  ``display`` (a :class:`bench.progress.Progress`, shared
+    by the grids of one run; ``label`` names this one) shows the progress; by
+    default one is made from ``settings.progress`` and closed on return.
     """
     cells = list(cells)
     # Where results and caches go must take a file before any work starts (a file in the place of
@@ -441,23 +447,43 @@ def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True) -> 
     todo = [cell for cell in cells if not (resume and store.has(cell.key))]
     parallel = {"jobs": settings.jobs, "backend": settings.backend, "scheduler": settings.scheduler}
     in_process = settings.jobs == 1 and settings.backend == "loky"
-    worker_settings = settings if in_process else dataclasses.replace(settings, progress=False)
-    if not in_process:
-        models = _models_needed(todo)
-        for _ in tqdm(parallel_map(functools.partial(_train_for, settings=worker_settings), models, **parallel),
-                      total=len(models), desc="models", unit="model", disable=not settings.progress):
-            pass
+    own_display = display is None
+    display = Progress(settings.progress) if display is None else display
+    # Epoch bars of a model being trained show only under the display's terminal line.
+    worker_settings = dataclasses.replace(settings, progress=in_process and display.training_progress)
+    models = _models_needed(todo)
     computed = []
-    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not settings.progress)
-    groups = _share_adversarial(todo)
     try:
-        for rows in parallel_map(functools.partial(_run_group, settings=worker_settings, write_csv=in_process),
-                                 groups, **parallel):
-            computed.extend(rows)
-            bar.update(len(rows))
-            bar.set_postfix_str(f"{rows[-1]['dataset']}/{rows[-1]['defense']}/{rows[-1]['attack']}")
-            store.write_csv()
+        if in_process:
+            loaded = []
+            for index, model in enumerate(models, 1):
+                what = f"{model[1]} on {model[0]}"
+                display.training(what, index, len(models))
+                loaded.append(_train_for(model, worker_settings))
+                display.trained(what, loaded[-1][1])
+        else:
+            display.training(f"{len(models)} models in parallel", 1, 1)
+            loaded = list(parallel_map(functools.partial(_train_for, settings=worker_settings), models,
+                                       **parallel))
+        display.phase(len(todo), label)
+        groups = _share_adversarial(todo)
+        if in_process:
+            for cell in (cell for group in groups for cell in group):
+                display.start(cell)
+                started = time.perf_counter()
+                computed.append(run_cell(cell, worker_settings))
+                store.write_csv()  # results.csv never misses a finished cell
+                display.done(computed[-1], time.perf_counter() - started)
+        else:
+            for rows in parallel_map(functools.partial(_run_group, settings=worker_settings), groups,
+                                     **parallel):
+                computed.extend(rows)
+                for row in rows:
+                    display.done(row)
+                store.write_csv()
     finally:  # also on Ctrl-C or an error: results.csv holds every cell finished so far
-        bar.close()
+        if own_display:
+            display.close()
         store.write_csv()
-    return GridOutcome(store.frame(), computed, len(cells) - len(todo))
+    cached = sum(1 for _, was_cached in loaded if was_cached)
+    return GridOutcome(store.frame(), computed, len(cells) - len(todo), len(loaded) - cached, cached)

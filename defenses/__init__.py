@@ -41,14 +41,20 @@ import functools
 import importlib
 import json
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
-
-from bench.datasets import Dataset
 from bench.errors import BenchError
-from bench.plugins import DEFENSE_GROUP, with_plugins
+from bench.names import unknown
+from bench.plugins import DEFENSE_GROUP, declared, installed, with_plugins
+
+# Only for annotations: importing this package must not import torch, so that ``bench list``
+# and name checks (:func:`names`, :func:`check_name`) answer at once; the defense modules
+# import torch when the registry is first used.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from bench.datasets import Dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +180,8 @@ def _check_architecture(name: str, shape: tuple, classes: int, where: str) -> No
 
     if name not in set(ARCHITECTURE.values()):
         return  # not a zoo name: the defense's own (a plugin's)
+    import torch
+
     probe = type("Probe", (), {"input_shape": shape, "num_classes": classes})()
     try:  # a forked generator: probing must not move the random stream training starts from
         with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -221,11 +229,62 @@ def _load_registry() -> dict[str, Defense]:
     return with_plugins(registry, DEFENSE_GROUP, Defense)
 
 
-REGISTRY: dict[str, Defense] = _load_registry()
+def __getattr__(name: str):
+    # ``REGISTRY`` (name -> Defense) is built on first use: it imports every defense module, and
+    # with them torch.  ``from defenses import REGISTRY`` works as before.
+    if name == "REGISTRY":
+        registry = globals()["REGISTRY"] = _load_registry()
+        return registry
+    raise AttributeError(f"module 'defenses' has no attribute {name!r}")
+
+
+def _registry() -> dict[str, Defense]:
+    return globals().get("REGISTRY") or __getattr__("REGISTRY")
+
+
+def _declared() -> list[dict[str, str]] | None:
+    """Name and summary of the built-in defenses, read from their modules' source (no torch),
+    or None when the registry must be loaded instead (a plugin is installed, or a module's
+    records are not plain literals)."""
+    if "REGISTRY" in globals() or installed(DEFENSE_GROUP):
+        return None
+    records = []
+    for module_name in _BUILT_IN:
+        found = declared(module_name, "Defense")
+        if not found:
+            return None
+        records += found
+    return records
+
+
+def summaries() -> list[tuple[str, str, str]]:
+    """``(name, summary, origin)`` of every defense, registry order (what ``bench list`` shows).
+
+    Without third-party plugins this reads the built-in modules' source and
+    imports no defense (and no torch); otherwise it loads the registry.
+    """
+    records = _declared()
+    if records is None:
+        return [(d.name, d.summary, d.origin) for d in _registry().values()]
+    return [(record["name"], record["summary"], "built-in") for record in records]
+
+
+def names() -> list[str]:
+    """Every defense name, registry order, without importing torch when no plugin is installed."""
+    return [name for name, _, _ in summaries()]
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a defense, else a one-line :class:`BenchError` with a "did you mean"."""
+    known = names()
+    if name not in known:
+        raise unknown("defense", name, known)
+    return name
 
 
 def get_defense(name: str) -> Defense:
+    registry = _registry()
     try:
-        return REGISTRY[name]
+        return registry[name]
     except KeyError:
-        raise BenchError(f"unknown defense {name!r}; choose one of: {', '.join(REGISTRY)}") from None
+        raise unknown("defense", name, registry) from None
