@@ -265,3 +265,45 @@ def read_summary(run_dir: str | Path) -> pd.DataFrame | None:
     """``run_dir/summary.csv``, or None when the run has none."""
     path = Path(run_dir) / "summary.csv"
     return pd.read_csv(path) if path.exists() else None
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{value:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def lead_lines(summary_rows: pd.DataFrame, flagged: set[tuple[str, str]] = frozenset(),
+               standard: Mapping[str, float] | None = None) -> dict[str, list[str]]:
+    """Per dataset, the lines that open ``bench run``'s summary: the defenses ranked by their worst
+    case over every threat model at the headline budget, with 95% intervals and n, their
+    white-box worst case beside it, the other budgets, and ⚑ on flagged defenses."""
+    table = ranking(summary_rows, flagged, standard)
+    out = {}
+    for dataset, block in (table.groupby("dataset", sort=False) if len(table) else ()):
+        norm, eps = block["norm"].iloc[0], block["eps"].iloc[0]
+        rows = summary_rows[(summary_rows["dataset"] == dataset) & (summary_rows["scope"] == "any")]
+        others = sorted({(r.norm, r.eps) for r in rows.itertuples()} - {(norm, eps)},
+                        key=lambda budget: (budget[0] != norm, budget))
+        name = {"linf": "L∞", "l2": "L2", "l0": "L0"}.get(norm, norm)
+        header = ["rank", "defense", f"any threat model @{eps:.3g}", "white-box", "clean",
+                  *[f"any @{e:.3g}" + ("" if n == norm else f" ({n})") for n, e in others], "broken most by"]
+        lines = []
+        for _, row in block.iterrows():
+            mine = rows[rows["defense"] == row["defense"]]
+            other = []
+            for n, e in others:
+                match = mine[(mine["norm"] == n) & np.isclose(mine["eps"], e)]
+                other.append(f"{match['worst_case_accuracy'].iloc[0]:.3f}" if len(match) else "-")
+            first = row["broken_by"].split("; ")[0] if isinstance(row["broken_by"], str) else ""
+            lines.append([str(row["rank"]), ("⚑ " if row["flagged"] else "") + str(row["defense"]),
+                          _interval(row["headline"], row["headline_ci_low"], row["headline_ci_high"])
+                          + (" (white-box only)" if row["headline_scope"] == "white-box only" else ""),
+                          _interval(row["whitebox"], row["whitebox_ci_low"], row["whitebox_ci_high"]),
+                          f"{row['clean']:.3f}", *other, first])
+        widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+        text = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *lines]]
+        n = int(block["headline_n"].max())
+        out[dataset] = [f"worst case per image at {name} ε = {eps:.3g} (robust: correct clean and after every attack "
+                        f"at that budget; [95% interval], n = {n}; ⚑ red flag raised, see below)", *text]
+    return out

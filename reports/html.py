@@ -4,12 +4,17 @@ Everything is inside the file: tables are pandas ``Styler`` HTML, plots are
 PNGs inlined as ``data:`` URIs, the CSS is inline, and there is no script,
 font or link to fetch, so the report opens offline from a file or an e-mail.
 
-For each run: its metadata (versions, device, seeds, datasets with source and
-sizes, subsets labelled as such), then per dataset and threat model a heatmap
-and a table of defenses × attacks (robust accuracy; for ``transfer`` also the
-defense rate), robustness curves when the run swept ε, perturbation sizes and
-attack times, and a gallery of clean / adversarial / amplified-difference
-images.  With several runs, each later run is compared with the first.
+First, above everything else, the red flags each run saved (``OUT/flags.csv``),
+then the ranking of defenses by their worst case per image over every attack
+(``bench.worst_case``; flagged defenses marked).  Then for each run: its
+metadata (versions, device, seeds, datasets with source and sizes, subsets
+labelled as such), then per dataset and threat model a heatmap and a table of
+defenses × attacks (robust accuracy; for ``transfer`` also the defense rate),
+robustness curves when the run swept ε, perturbation sizes and attack times,
+and a gallery of clean / adversarial / amplified-difference images.  Every
+rate is shown with its 95% Wilson interval and its n.  With several runs, each
+later run is compared with the first, saying where the two differ only within
+their intervals and where their n differ.
 
 Example::
 
@@ -36,9 +41,14 @@ from markupsafe import Markup
 import bench
 from attacks import REGISTRY as ATTACKS
 from attacks import ThreatModel
+from attacks.catalog import EPS, STRONG
 from bench.cache import write_bytes_atomic
+from bench.checks import read_flags
+from bench.errors import BenchError
+from bench.metrics import with_intervals
 from bench.regression import METRICS, read_run
 from bench.results import ResultsStore
+from bench.worst_case import ranking, read_summary, summary
 from defenses import REGISTRY as DEFENSES
 from reports import plots
 from reports.tables import attack_label
@@ -52,7 +62,9 @@ METRICS_BY_THREAT = {
 GALLERY_SHOWN = 4
 #: Columns of the "all cells" table at the end of each run.
 ALL_CELLS_COLUMNS = ["dataset", "threat_model", "defense_label", "attack_label", "n_eval", "clean_accuracy",
-                     "robust_accuracy", "attack_success_rate", "defense_rate", "n_adversarial", "mean_l2",
+                     "robust_accuracy", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
+                     "attack_success_rate", "attack_success_rate_n", "defense_rate", "n_adversarial",
+                     "defense_rate_ci_low", "defense_rate_ci_high", "mean_l2",
                      "mean_linf", "mean_l0", "attack_seconds", "source_model", "model_cached", "adv_cached"]
 
 
@@ -67,7 +79,7 @@ class Run:
 
 def load_run(path: str | Path, name: str | None = None) -> Run:
     """Read ``path/results.csv`` and label its defenses and attacks for display."""
-    frame = read_run(path)
+    frame = with_intervals(read_run(path))  # results.csv from before the interval columns: derived
     frame = frame.assign(defense_label=defense_labels(frame), attack_label=frame.apply(attack_label, axis=1)
                          if len(frame) else pd.Series(dtype=str))
     # A minimal-perturbation attack runs once; its budget rows only score that run differently.
@@ -135,6 +147,23 @@ def grid(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table
 
 
+def with_interval(value: float, low: float, high: float, n: float | None = None, precision: int = 3) -> str:
+    """``0.450 [0.35, 0.55] n=100``: a rate, its 95% interval and its denominator (``–`` if NaN)."""
+    if value is None or pd.isna(value):
+        return "–" if n is None or pd.isna(n) else f"– n={int(n)}"
+    text = f"{value:.{precision}f}"
+    if not (pd.isna(low) or pd.isna(high)):
+        text += f" [{low:.{precision - 1}f}, {high:.{precision - 1}f}]"
+    return text if n is None or pd.isna(n) else f"{text} n={int(n)}"
+
+
+def interval_grid(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """:func:`grid` of ``metric`` as text: each cell with its interval and n (:func:`with_interval`)."""
+    texts = frame.assign(text=[with_interval(row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"],
+                                             row[f"{metric}_n"]) for _, row in frame.iterrows()])
+    return grid(texts, "text")
+
+
 def figure_uri(figure) -> str:
     """The figure as a ``data:image/png;base64,...`` URI (and closed, to free its memory)."""
     buffer = io.BytesIO()
@@ -152,6 +181,17 @@ def styled(table: pd.DataFrame, gradient: str | None = plots.FRACTION_CMAP, vmin
     if gradient:
         numeric = table.select_dtypes("number").columns
         style = style.background_gradient(cmap=gradient, vmin=vmin, vmax=vmax, subset=numeric)
+    return Markup(style.to_html())
+
+
+def styled_text(texts: pd.DataFrame, values: pd.DataFrame, gradient: str = plots.FRACTION_CMAP) -> Markup:
+    """The text table ``texts`` as HTML, each cell shaded by the number in ``values`` (same shape),
+    on [0, 1] like the heatmaps."""
+    style = texts.style.set_table_attributes('class="data"')
+    if texts.index.nlevels == 1:
+        style = style.hide(axis="index", names=True)
+    style = style.background_gradient(cmap=gradient, vmin=0, vmax=1,
+                                      gmap=values.to_numpy(dtype=float), axis=None)
     return Markup(style.to_html())
 
 
@@ -195,15 +235,25 @@ def threat_sections(frame: pd.DataFrame, dataset: str) -> list[dict]:
         blocks = []
         for metric in METRICS_BY_THREAT.get(threat, ("robust_accuracy",)):
             table = grid(cells, metric)
-            title = f"{dataset} · {threat} · {metric.replace('_', ' ')}"
-            clean = cells.groupby("defense_label", sort=False)["clean_accuracy"].first().rename("clean")
+            sizes = sorted({int(n) for n in cells[f"{metric}_n"].dropna()})
+            count = "" if not sizes else f" (n = {sizes[0]})" if len(sizes) == 1 else \
+                f" (n = {sizes[0]}–{sizes[-1]})"
+            title = f"{dataset} · {threat} · {metric.replace('_', ' ')}{count}"
+            first = cells.drop_duplicates("defense_label").set_index("defense_label")
+            clean_text = pd.Series([with_interval(row["clean_accuracy"], row["clean_accuracy_ci_low"],
+                                                  row["clean_accuracy_ci_high"], row["clean_accuracy_n"])
+                                    for _, row in first.iterrows()], index=first.index, name="clean")
+            values = pd.concat([first["clean_accuracy"].rename("clean"), table], axis=1).rename_axis("defense")
+            texts = pd.concat([clean_text, interval_grid(cells, metric)], axis=1).rename_axis("defense")
             blocks.append({"metric": metric, "heatmap": figure_uri(plots.heatmap(table, title)),
-                           "table": styled(pd.concat([clean, table], axis=1).rename_axis("defense"))})
+                           "table": styled_text(texts.reindex_like(values).fillna("–"), values)})
         swept = cells[cells["eps"].notna()].groupby("attack").filter(lambda g: g["eps"].nunique() > 1)
         curves = None
         if len(swept):
-            lines = swept[["attack", "norm", "eps", "defense_label", "robust_accuracy"]].rename(
-                columns={"defense_label": "defense"})
+            lines = swept[["attack", "norm", "eps", "defense_label", "robust_accuracy", "robust_accuracy_ci_low",
+                           "robust_accuracy_ci_high", "robust_accuracy_n"]].rename(
+                columns={"defense_label": "defense", "robust_accuracy_ci_low": "ci_low",
+                         "robust_accuracy_ci_high": "ci_high", "robust_accuracy_n": "n"})
             curves = figure_uri(plots.robustness_curves(lines, "robust_accuracy",
                                                         f"{dataset} · {threat}: accuracy vs ε"))
         sections.append({"threat": threat, "blocks": blocks, "curves": curves})
@@ -290,6 +340,78 @@ def run_section(run: Run) -> dict:
                                 gradient=None)}
 
 
+def flags_section(run: Run) -> dict:
+    """The run's saved red flags (``OUT/flags.csv``): ``checked`` is False when the run has no
+    such file (``--no-flags``, or a run from before flags were saved)."""
+    found = read_flags(run.store.out_dir)
+    if found is None:
+        return {"name": run.name, "checked": False, "flags": [], "defenses": []}
+    flags = [{"dataset": row["dataset"], "defense": row["defense"], "flag": row["flag"],
+              "evidence": row["evidence"], "cells": [key for key in row.get("cells", "").split() if key]}
+             for _, row in found.iterrows()]
+    defenses = list(dict.fromkeys(f"{row['dataset']} · {row['defense']}" for row in flags))
+    return {"name": run.name, "checked": True, "flags": flags, "defenses": defenses}
+
+
+def worst_case_rows(run: Run) -> pd.DataFrame | None:
+    """The worst case per image of the run (``bench.worst_case.summary``) from its cells' arrays;
+    its saved ``summary.csv`` when the folder holds only CSV files; None when neither."""
+    try:
+        return summary(run.frame, run.store.arrays)
+    except (FileNotFoundError, BenchError):
+        return read_summary(run.store.out_dir)
+
+
+def ranking_section(run: Run, flags: dict) -> list[dict]:
+    """Per dataset: the defenses ranked by their worst case over every attack and threat model at
+    the headline budget (``bench.worst_case.ranking``), with intervals, n and flags marked."""
+    rows = worst_case_rows(run)
+    if rows is None or rows.empty:
+        return []
+    flagged = {(f["dataset"], f["defense"]) for f in flags["flags"]}
+    standard = {name: EPS.get(name.removesuffix("-subset")) for name in rows["dataset"].unique()}
+    table = ranking(rows, flagged, {k: v for k, v in standard.items() if v is not None})
+    labels = run.frame.drop_duplicates(["dataset", "defense", "defense_options", "seed"])
+    label = {(r["dataset"], r["defense"], str(r["defense_options"]), int(r["seed"])): r["defense_label"]
+             for _, r in labels.iterrows()}
+    strong = set(STRONG)
+    sections = []
+    for dataset, block in table.groupby("dataset", sort=False):
+        norm, eps = block["norm"].iloc[0], block["eps"].iloc[0]
+        at = rows[(rows["dataset"] == dataset) & (rows["norm"] == norm) & np.isclose(rows["eps"], eps)]
+        lines = []
+        for _, row in block.iterrows():
+            name = label.get((dataset, row["defense"], str(row["defense_options"]), int(row["seed"])), row["defense"])
+            white = at[(at["defense"] == row["defense"]) & (at["scope"] == "whitebox")]
+            attacks = set() if white.empty else {a.split(" ")[1].split("@")[0] for a in white["attacks"].iloc[0].split("; ")}
+            lines.append({
+                "rank": int(row["rank"]), "defense": name, "flagged": bool(row["flagged"]),
+                "headline": with_interval(row["headline"], row["headline_ci_low"], row["headline_ci_high"]),
+                "n": int(row["headline_n"]), "scope": row["headline_scope"],
+                "untrusted": bool(row["flagged"]) and row["headline_scope"] == "white-box only",
+                "whitebox": with_interval(row["whitebox"], row["whitebox_ci_low"], row["whitebox_ci_high"]),
+                "clean": with_interval(row["clean"], row["clean_ci_low"], row["clean_ci_high"]),
+                "attacks": int(row["attacks"]), "strong": strong <= attacks,
+                "broken_by": "; ".join(row["broken_by"].split("; ")[:3]) if isinstance(row["broken_by"], str) else "",
+            })
+        budgets = rows[rows["dataset"] == dataset].assign(
+            budget=lambda f: f["norm"].map(plots.NORM_NAMES).fillna(f["norm"]) + " " + f["eps"].map("{:.3g}".format))
+        every = budgets.pivot_table(index="defense", columns=["budget", "scope"], values="worst_case_accuracy",
+                                    aggfunc="first")
+        texts = budgets.assign(text=[with_interval(r["worst_case_accuracy"], r["worst_case_accuracy_ci_low"],
+                                                   r["worst_case_accuracy_ci_high"], r["worst_case_accuracy_n"])
+                                     for _, r in budgets.iterrows()]).pivot_table(
+            index="defense", columns=["budget", "scope"], values="text", aggfunc="first")
+        order = [d for d in block["defense"] if d in every.index]
+        every, texts = every.reindex(order), texts.reindex(index=order, columns=every.columns)
+        title = f"{dataset}: worst case at {plots.NORM_NAMES.get(norm, norm)} ε = {eps:.3g}, any threat model"
+        bars = block.assign(defense=[line["defense"] for line in lines])
+        sections.append({"dataset": dataset, "budget": f"{plots.NORM_NAMES.get(norm, norm)} ε = {eps:.3g}",
+                         "lines": lines, "bars": figure_uri(plots.ranking_bars(bars, title)),
+                         "every": styled_text(texts.fillna("–"), every) if len(every) else None})
+    return sections
+
+
 COMPARED = ["dataset", "threat_model", "defense_label", "attack_label"]
 
 
@@ -304,11 +426,32 @@ def comparison_table(reference: Run, other: Run) -> tuple[pd.DataFrame, dict[str
         columns[(metric, reference.name)] = both[f"{metric} ref"].to_numpy()
         columns[(metric, other.name)] = both[f"{metric} now"].to_numpy()
         columns[(metric, "Δ")] = (both[f"{metric} now"] - both[f"{metric} ref"]).to_numpy()
+        columns[(metric, "reading")] = [difference_reading(row, metric) for _, row in both.iterrows()]
     index = pd.MultiIndex.from_frame(both[COMPARED], names=["dataset", "threat model", "defense", "attack"])
     only = {name: [" / ".join(str(v) for v in row) for row in
                    merged.loc[merged["_merge"] == kind, COMPARED].itertuples(index=False)]
             for name, kind in ((reference.name, "left_only"), (other.name, "right_only"))}
     return pd.DataFrame(columns, index=index), only
+
+
+def difference_reading(row: pd.Series, metric: str) -> str:
+    """How to read a Δ of ``metric`` between two runs (``row`` of the merged runs, `` ref`` and
+    `` now`` suffixes): ``within intervals`` when their 95% intervals overlap (the runs may not
+    differ at all), ``beyond intervals`` otherwise, and always ``n 100 → 40`` when the
+    denominators differ, so no Δ is shown without saying so."""
+    ref, now = row.get(f"{metric} ref"), row.get(f"{metric} now")
+    if ref is None or now is None or pd.isna(ref) or pd.isna(now):
+        return "–"
+    low = (row.get(f"{metric}_ci_low ref"), row.get(f"{metric}_ci_low now"))
+    high = (row.get(f"{metric}_ci_high ref"), row.get(f"{metric}_ci_high now"))
+    if any(value is None or pd.isna(value) for value in (*low, *high)):
+        text = "no intervals"
+    else:
+        text = "within intervals" if max(low) <= min(high) else "beyond intervals"
+    n_ref, n_now = row.get(f"{metric}_n ref"), row.get(f"{metric}_n now")
+    if not (pd.isna(n_ref) or pd.isna(n_now)) and int(n_ref) != int(n_now):
+        text += f"; n differs: {int(n_ref)} → {int(n_now)}"
+    return text
 
 
 def comparison(reference: Run, other: Run) -> dict:
@@ -318,15 +461,21 @@ def comparison(reference: Run, other: Run) -> dict:
     deltas = [column for column in table.columns if column[1] == "Δ"]
     style = (table.style.format(precision=3, na_rep="–").set_table_attributes('class="data"')
              .background_gradient(cmap=plots.DELTA_CMAP, vmin=-1, vmax=1, subset=deltas))
+    readings = table[[column for column in table.columns if column[1] == "reading"]]
+    within = int(readings.apply(lambda c: c.str.startswith("within")).to_numpy().sum())
+    beyond = int(readings.apply(lambda c: c.str.startswith("beyond")).to_numpy().sum())
+    n_differs = int(readings.apply(lambda c: c.str.contains("n differs")).any(axis=1).sum())
     heatmaps = []
     for (dataset, threat), cells in table.groupby(level=["dataset", "threat model"], sort=False):
         metric = METRICS_BY_THREAT.get(threat, ("robust_accuracy",))[0]
         delta = cells[(metric, "Δ")].rename("delta").reset_index().rename(
             columns={"defense": "defense_label", "attack": "attack_label"})
+        differs = int(cells[(metric, "reading")].str.contains("n differs").sum())
+        note = f" (n differs in {differs} cells)" if differs else ""
         heatmaps.append(figure_uri(plots.delta_heatmap(
-            grid(delta, "delta"), f"{dataset} · {threat}: {other.name} − {reference.name}", metric)))
+            grid(delta, "delta"), f"{dataset} · {threat}: {other.name} − {reference.name}{note}", metric)))
     return {"reference": reference.name, "other": other.name, "table": Markup(style.to_html()),
-            "heatmaps": heatmaps, "only": only}
+            "heatmaps": heatmaps, "only": only, "within": within, "beyond": beyond, "n_differs": n_differs}
 
 
 def render(runs: Sequence[Run]) -> str:
@@ -338,6 +487,8 @@ def render(runs: Sequence[Run]) -> str:
         title="bench report: " + ", ".join(run.name for run in runs),
         generated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         suite_version=bench.__version__,
+        flags=(flags := [flags_section(run) for run in runs]),
+        rankings=[{"name": run.name, "datasets": ranking_section(run, found)} for run, found in zip(runs, flags)],
         runs=[run_section(run) for run in runs],
         comparisons=[comparison(runs[0], run) for run in runs[1:]],
     )

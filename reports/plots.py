@@ -65,24 +65,59 @@ def delta_heatmap(table: pd.DataFrame, title: str, value: str) -> Figure:
 
 
 def robustness_curves(frame: pd.DataFrame, value: str, title: str) -> Figure:
-    """``value`` against the budget ε, one panel per attack, one line per defense.
+    """``value`` against the budget ε, one panel per attack, one line per defense, with error bars.
 
     ``frame``: rows with columns ``attack``, ``norm`` (of ε: ``linf``, ``l2``,
     ``l0``), ``eps``, ``defense`` and ``value`` (only attacks with two or more
-    budgets make a curve; a minimal-perturbation attack's budgets score its one run).
+    budgets make a curve; a minimal-perturbation attack's budgets score its one
+    run); optional ``ci_low`` and ``ci_high`` (the 95% interval of each point)
+    are drawn as error bars, and ``n`` (images per point) goes in the panel title.
     """
     attacks = list(dict.fromkeys(frame["attack"]))
+    defenses = list(dict.fromkeys(frame["defense"]))
+    colours = dict(zip(defenses, sns.color_palette(n_colors=max(len(defenses), 1))))
     figure, axes = plt.subplots(1, len(attacks), figsize=(3.6 * len(attacks) + 1.6, 3.2), sharey=True,
                                 squeeze=False, layout="constrained")
     for ax, attack in zip(axes[0], attacks):
-        sns.lineplot(data=frame[frame["attack"] == attack], x="eps", y=value, hue="defense", marker="o",
-                     ax=ax, legend=ax is axes[0][-1])
-        norm = frame.loc[frame["attack"] == attack, "norm"].iloc[0]
-        ax.set(title=attack, xlabel=f"ε ({NORM_NAMES.get(norm, norm)})", ylabel=value.replace("_", " "),
+        panel = frame[frame["attack"] == attack]
+        for defense in defenses:
+            line = panel[panel["defense"] == defense].sort_values("eps")
+            if line.empty:
+                continue
+            errors = None
+            if {"ci_low", "ci_high"} <= set(line.columns):
+                errors = np.vstack([(line[value] - line["ci_low"]).clip(lower=0).to_numpy(dtype=float),
+                                    (line["ci_high"] - line[value]).clip(lower=0).to_numpy(dtype=float)])
+            ax.errorbar(line["eps"], line[value], yerr=errors, marker="o", markersize=4, capsize=3,
+                        color=colours[defense], label=defense)
+        norm = panel["norm"].iloc[0]
+        sizes = sorted({int(n) for n in panel["n"].dropna()}) if "n" in panel else []
+        count = "" if not sizes else f" (n = {sizes[0]})" if len(sizes) == 1 else f" (n = {sizes[0]}–{sizes[-1]})"
+        ax.set(title=attack + count, xlabel=f"ε ({NORM_NAMES.get(norm, norm)})", ylabel=value.replace("_", " "),
                ylim=(-0.02, 1.02))
-    if axes[0][-1].get_legend():
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
-    figure.suptitle(title)
+    axes[0][-1].legend(title="defense", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    figure.suptitle(title + "   (bars: 95% Wilson intervals)")
+    return figure
+
+
+def ranking_bars(table: pd.DataFrame, title: str) -> Figure:
+    """The headline worst case per defense as horizontal bars with their 95% intervals, in rank order.
+
+    ``table``: rows of ``bench.worst_case.ranking`` for one dataset (``defense``,
+    ``headline``, ``headline_ci_low``, ``headline_ci_high``, ``flagged``); a
+    flagged defense's bar is hatched and its label marked ⚑.
+    """
+    table = table.iloc[::-1]
+    figure, ax = plt.subplots(figsize=(6.4, 0.9 + 0.42 * max(len(table), 2)), layout="constrained")
+    labels = [("⚑ " if flagged else "") + str(name) for name, flagged in zip(table["defense"], table["flagged"])]
+    errors = np.vstack([(table["headline"] - table["headline_ci_low"]).clip(lower=0).to_numpy(dtype=float),
+                        (table["headline_ci_high"] - table["headline"]).clip(lower=0).to_numpy(dtype=float)])
+    bars = ax.barh(labels, table["headline"], xerr=errors, capsize=3, color=plt.get_cmap(FRACTION_CMAP)(0.6))
+    for bar, flagged in zip(bars, table["flagged"]):
+        if flagged:
+            bar.set_hatch("//")
+            bar.set_facecolor("#f2c4c0")
+    ax.set(title=title, xlabel="worst-case robust accuracy (95% interval)", xlim=(0, 1))
     return figure
 
 

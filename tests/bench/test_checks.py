@@ -21,7 +21,7 @@ from defenses import Defense, FitContext
 def _row(attack, eps, robust, threat="whitebox", norm="linf", steps=None, **extra):
     params = {"eps": eps} if steps is None else {"eps": eps, "max_iter": steps}
     return {"dataset": "digits", "defense": "d", "attack": attack, "threat_model": threat, "eps": eps,
-            "norm": norm, "robust_accuracy": robust, "n_eval": 200, "seed": 0,
+            "norm": norm, "robust_accuracy": robust, "clean_accuracy": 0.95, "n_eval": 200, "seed": 0,
             "attack_params": json.dumps(params), "defense_rate": 0.0, "n_adversarial": 150,
             "forward_predict_agreement": 1.0, "cell_key": f"{attack}-{threat}-{eps}"} | extra
 
@@ -56,6 +56,13 @@ def test_a_sound_evaluation_raises_nothing():
     ("more-steps-help", _row("fgsm", 0.1, 0.20), "whitebox bim@0.1 (20 steps) leaves 0.400 > 0.200"),
     ("forward-predict-disagree", _row("fgsm", 0.1, 0.60, forward_predict_agreement=0.95), "95.0%"),
     ("forward-predict-disagree", _row("fgsm", 0.1, 0.60, defense_rate=0.4), "40.0% of the 150 examples"),
+    # DunDi on mnist-subset: C&W-L2 leaves 0.97 where PGD leaves 0.00 (clean 0.95 here).
+    ("minimal-fails-where-bounded-succeeds", _row("deepfool", float("nan"), 0.90, norm="l2"),
+     "whitebox deepfool (no budget) leaves correct 170 of the 180 images whitebox pgd@0.3 breaks"),
+    ("zero-gradients", _row("fgsm", 0.1, 0.60, probe_zero_gradients=30, probe_n=200), "on 30 of 200"),
+    ("probability-outputs", _row("fgsm", 0.1, 0.60, probe_probability_rows=200, probe_n=200), "probabilities"),
+    ("randomized-defense", _row("fgsm", 0.1, 0.60, probe_randomized=3, probe_n=200, probe_logits_differ=200),
+     "changed the decision on 3"),
 ])
 def test_each_flag_names_its_evidence(flag, change, evidence):
     rows = [row for row in _sound() if (row["attack"], row["threat_model"], row["eps"], row["norm"])
@@ -63,6 +70,7 @@ def test_each_flag_names_its_evidence(flag, change, evidence):
     found = red_flags(pd.DataFrame([*rows, change]))
     assert flag in set(found["flag"]), found.to_string()
     assert any(evidence in line for line in found[found["flag"] == flag]["evidence"]), found.to_string()
+    assert found["cells"].str.len().gt(0).all(), found.to_string()  # every finding names its cells
 
 
 def test_differences_within_sampling_noise_are_not_flags():
@@ -74,7 +82,15 @@ def test_differences_within_sampling_noise_are_not_flags():
     small[square]["robust_accuracy"] = 0.04 - 1.5 / 50  # 1.5 of 50 images: below the 2-image margin
     assert red_flags(pd.DataFrame(small)).empty
     assert set(FLAGS) == {"blackbox-beats-whitebox", "accuracy-rises-with-eps", "large-eps-survives",
-                          "more-steps-help", "forward-predict-disagree"}
+                          "more-steps-help", "forward-predict-disagree", "minimal-fails-where-bounded-succeeds",
+                          "zero-gradients", "probability-outputs", "randomized-defense"}
+
+
+def test_a_minimal_attack_missing_a_few_images_is_a_weak_setting_not_a_flag():
+    # The undefended model on mnist-subset: C&W-L2 leaves 0.24 where PGD leaves 0.00 (25% of what PGD breaks).
+    rows = [row for row in _sound() if row["attack"] != "deepfool"]
+    rows.append(_row("deepfool", float("nan"), 0.24, norm="l2"))
+    assert "minimal-fails-where-bounded-succeeds" not in set(red_flags(pd.DataFrame(rows))["flag"])
 
 
 def test_sanity_cells_are_two_per_defense_and_leave_asked_cells_alone():

@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from bench.checks import FLAG_COLUMNS
 from bench.cli import cli
+from bench.metrics import wilson_interval
 from bench.results import ResultsStore
+from bench.worst_case import summary
 from reports import plots
-from reports.html import comparison_table, defense_labels, grid, load_run
+from reports.html import comparison_table, defense_labels, difference_reading, grid, load_run
 
 DEFENSES = "none,adv-fgsm"
 ATTACKS = "fgsm,deepfool"
@@ -147,6 +150,78 @@ def test_subset_datasets_are_labelled_and_a_bare_csv_is_enough(runs, tmp_path):
     assert "SUBSET" not in runs[2].read_text()
 
 
+@pytest.fixture(scope="module")
+def flagged(runs, tmp_path_factory):
+    """The main run with a saved red flag on adv-fgsm (what `bench run` writes to OUT/flags.csv), and its report."""
+    main, *_ = runs
+    folder = tmp_path_factory.mktemp("flagged") / "digits"
+    shutil.copytree(main, folder)
+    cells = pd.read_csv(main / "results.csv")
+    key = cells[cells["defense"] == "adv-fgsm"]["cell_key"].iloc[0]
+    pd.DataFrame([["digits", "adv-fgsm", "blackbox-beats-whitebox", "blackbox square@0.3 leaves 0.000", key]],
+                 columns=FLAG_COLUMNS).to_csv(folder / "flags.csv", index=False)
+    report = folder.parent / "flagged.html"
+    _bench("report", folder, "--out", report)
+    return folder, report
+
+
+def test_red_flags_come_first_and_flagged_defenses_are_marked_in_the_ranking(runs, flagged):
+    folder, report = flagged
+    html = report.read_text()
+    sections = re.findall(r'<section id="([^"]+)"', html)
+    assert sections[:2] == ["red-flags", "ranking"] and html.index("<section") == html.index('<section id="red-flags"')
+    flags = html[html.index('id="red-flags"'):html.index('id="ranking"')]
+    assert "1 FLAG</span> on digits · adv-fgsm" in flags and "blackbox-beats-whitebox" in flags
+    ranking = html[html.index('id="ranking"'):html.index("</section>", html.index('id="ranking"'))]
+    rows = re.findall(r"<tr( class=\"flagged-row\")?><td>(\d+)</td>\s*<td><b>([^<]+)</b>", ranking)
+    assert sorted(int(rank) for _, rank, _ in rows) == [1, 2]
+    assert {name: bool(flag) for flag, _, name in rows} == {"none": False, "adv-fgsm": True}
+    assert "⚑ FLAGGED" in ranking
+    # The run without flags.csv (--no-flags) says so instead of showing nothing.
+    unchecked = runs[2].read_text()
+    assert "NOT CHECKED" in unchecked[:unchecked.index('id="ranking"')]
+
+
+def test_ranking_is_the_worst_case_over_every_attack_with_its_interval(runs):
+    main, *_ = runs
+    run = load_run(main)
+    worst = summary(run.frame, run.store.arrays)
+    at = worst[(worst["norm"] == "linf") & (worst["eps"] == 0.3) & (worst["scope"] == "any")]
+    assert len(at) == 2  # none and adv-fgsm, at the standard budget
+    html = runs[2].read_text()
+    ranking = html[html.index('id="ranking"'):html.index("</section>", html.index('id="ranking"'))]
+    expected = at.sort_values("worst_case_accuracy", ascending=False)
+    shown = re.findall(r"<td><b>([^<]+)</b>", ranking)
+    assert shown[:2] == list(expected["defense"])
+    for row in expected.itertuples():
+        # Never above any single attack's number; the interval is Wilson's of count / n.
+        cells = run.frame[(run.frame["defense"] == row.defense) & (run.frame["eps"] == 0.3)]
+        assert row.worst_case_accuracy <= cells["robust_accuracy"].min() + 1e-9
+        low, high = wilson_interval(row.worst_case_accuracy_count, row.worst_case_accuracy_n)
+        assert f"{row.worst_case_accuracy:.3f} [{low:.2f}, {high:.2f}]" in ranking
+
+
+def test_tables_show_n_and_the_interval_beside_every_number(runs):
+    html = runs[2].read_text()
+    run = load_run(runs[0])
+    cell = run.frame[(run.frame["threat_model"] == "whitebox") & (run.frame["attack"] == "fgsm")].iloc[0]
+    low, high = wilson_interval(cell["robust_accuracy_count"], cell["robust_accuracy_n"])
+    assert f"{cell['robust_accuracy']:.3f} [{low:.2f}, {high:.2f}] n=40" in html
+    assert "bars: 95% Wilson intervals" not in html  # curves are images; their title is drawn, not text
+
+
+def test_comparison_says_within_intervals_and_when_n_differs():
+    row = pd.Series({"robust_accuracy ref": 0.50, "robust_accuracy now": 0.55,
+                     "robust_accuracy_ci_low ref": 0.40, "robust_accuracy_ci_high ref": 0.60,
+                     "robust_accuracy_ci_low now": 0.45, "robust_accuracy_ci_high now": 0.65,
+                     "robust_accuracy_n ref": 100, "robust_accuracy_n now": 100})
+    assert difference_reading(row, "robust_accuracy") == "within intervals"
+    apart = row.copy()
+    apart[["robust_accuracy now", "robust_accuracy_ci_low now", "robust_accuracy_ci_high now",
+           "robust_accuracy_n now"]] = [0.9, 0.8, 0.95, 40]
+    assert difference_reading(apart, "robust_accuracy") == "beyond intervals; n differs: 100 → 40"
+
+
 def test_report_of_a_folder_without_results_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 1
@@ -169,6 +244,9 @@ window.addEventListener("load", () => {
     heatmaps_shown: images.filter((img) => img.alt.startsWith("heatmap of") && shown(img)).length,
     gallery_shown: images.filter((img) => img.alt.startsWith("gallery") && shown(img)).length,
     tables_shown: [...document.querySelectorAll("table.data")].filter(shown).length,
+    first_section: document.querySelector("section").id,
+    flags_top: document.getElementById("red-flags").getBoundingClientRect().top,
+    tops: [...document.querySelectorAll("section")].map((s) => s.getBoundingClientRect().top),
   }));
 });
 </script></body>"""
@@ -184,8 +262,8 @@ def _chromium(tmp_path, *args):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; "
                     ".ci/run installs it)")
-def test_chromium_renders_heatmaps_tables_and_gallery(runs, tmp_path):
-    _, _, report, _ = runs
+def test_chromium_renders_heatmaps_tables_and_gallery(flagged, tmp_path):
+    _, report = flagged
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("</body>", PROBE))
     page = _chromium(tmp_path, "--window-size=1400,1000", "--virtual-time-budget=10000", "--dump-dom",
@@ -194,6 +272,9 @@ def test_chromium_renders_heatmaps_tables_and_gallery(runs, tmp_path):
     probe = json.loads(re.search(r'data-probe="([^"]*)"', page.stdout).group(1).replace("&quot;", '"'))
     assert probe["images"] == report.read_text().count("<img ") and probe["decoded"] == probe["images"], probe
     assert probe["heatmaps_shown"] == 3 and probe["gallery_shown"] >= 1 and probe["tables_shown"] >= 4, probe
+    # The red flags are the first section, laid out above every other one, on the first screen.
+    assert probe["first_section"] == "red-flags" and probe["flags_top"] == min(probe["tops"]), probe
+    assert 0 <= probe["flags_top"] < 1000, probe
     console = [line for line in page.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     # And it paints: a screenshot of the first screen is mostly not blank.
