@@ -62,6 +62,7 @@ class CarliniL2Method(EvasionAttack):
         "confidence", "targeted", "learning_rate", "max_iter", "binary_search_steps", "initial_const",
         "max_halving", "max_doubling", "batch_size", "verbose"]
     _estimator_requirements = (PyTorchClassifier,)
+    _tanh_smoother = _TANH_SMOOTHER
 
     def __init__(self, classifier: PyTorchClassifier, confidence: float = 0.0, targeted: bool = False,
                  learning_rate: float = 0.01, binary_search_steps: int = 10, max_iter: int = 10,
@@ -127,7 +128,8 @@ class CarliniL2Method(EvasionAttack):
         n = len(x0)
         low, high = clip
         half, mid = (high - low) / 2, (high + low) / 2
-        w0 = torch.atanh(((x0 - mid) / half).clamp(-1, 1) * _TANH_SMOOTHER)
+        smoother = self._tanh_smoother
+        w0 = torch.atanh(((x0 - mid) / half).clamp(-1, 1) * smoother)
         const = torch.full((n,), float(self.initial_const), device=x0.device)
         lower = torch.zeros(n, device=x0.device)
         upper = torch.full((n,), _C_UPPER, device=x0.device)
@@ -140,7 +142,7 @@ class CarliniL2Method(EvasionAttack):
             succeeded = torch.zeros(n, dtype=torch.bool, device=x0.device)
             previous = float("inf")
             for step in range(self.max_iter + 1):
-                x_adv = torch.tanh(w) * half / _TANH_SMOOTHER + mid
+                x_adv = torch.tanh(w) * half / smoother + mid
                 x_adv = x_adv.clamp(low, high)
                 l2 = (x_adv - x0).pow(2).sum(dims)
                 margin = self._margin(logits(x_adv), labels)
@@ -155,9 +157,9 @@ class CarliniL2Method(EvasionAttack):
                 loss = (l2 + const * margin.clamp(min=0)).sum()
                 # The authors' early abort: every tenth of the steps, stop when the loss stalled.
                 if step % max(self.max_iter // 10, 1) == 0:
-                    if float(loss) > 0.9999 * previous:
+                    if loss.item() > 0.9999 * previous:
                         break
-                    previous = float(loss)
+                    previous = loss.item()
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

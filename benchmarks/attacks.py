@@ -226,7 +226,7 @@ def main(argv=None) -> None:
     machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, {device}, torch {torch.__version__}"
     print(f"# {data.name}, {len(x)} images, {machine}", flush=True)
     rows = []
-    for name in args.attacks.split(","):
+    for name in filter(None, args.attacks.split(",")):
         group = []
         for impl, run in implementations(name, data, model, x, y, device, 0, skip):
             np.random.seed(0)
@@ -244,13 +244,14 @@ def main(argv=None) -> None:
         for row in group:
             row["cpu_ratio_to_fastest_peer"] = round(row["cpu_seconds"] / fastest_peer, 3)
         rows += group
-    fields = list(rows[0]) if rows else []
-    with open(args.out, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    print("\n| attack | implementation | wall s | CPU s | CPU ÷ fastest peer | success | mean L2 | mean L∞ | mean L0 |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    if rows:
+        with open(args.out, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if rows:
+        print("\n| attack | implementation | wall s | CPU s | CPU ÷ fastest peer | success | mean L2 | mean L∞ | mean L0 |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['attack']} | {r['implementation']} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
               f"{r['cpu_ratio_to_fastest_peer']:.2f} | {r['success']:.3f} | {r['mean_l2']:.3f} | "
