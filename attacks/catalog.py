@@ -231,6 +231,7 @@ ATTACKS = (
     AttackSpec(
         name="deepfool-art",
         summary="ART's own DeepFool, kept to compare with `deepfool` (same parameters)",
+        origin="ART, for comparison",  # a second implementation, not one more attack
         reference="Moosavi-Dezfooli, Fawzi, Frossard 2016, 'DeepFool' (ART's implementation)",
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().DeepFool(est, **p),
@@ -247,6 +248,7 @@ ATTACKS = (
     AttackSpec(
         name="jsma-art",
         summary="ART's own JSMA, kept to compare with `jsma` (same parameters and random targets)",
+        origin="ART, for comparison",  # a second implementation, not one more attack
         reference="Papernot et al. 2016 (ART's implementation)",
         norm=Norm.L0, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().SaliencyMapMethod(est, **p),
@@ -263,6 +265,7 @@ ATTACKS = (
     AttackSpec(
         name="cw-l2-art",
         summary="ART's own C&W L2 (line search instead of Adam), kept to compare with `cw-l2`",
+        origin="ART, for comparison",  # a second implementation, not one more attack
         reference="Carlini, Wagner 2017 (ART's implementation)",
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().CarliniL2Method(est, **p),
@@ -325,6 +328,7 @@ ATTACKS = (
     AttackSpec(
         name="square-art",
         summary="ART's own Square Attack (3 queries per image per iteration), kept to compare with `square`",
+        origin="ART, for comparison",  # a second implementation, not one more attack
         reference="Andriushchenko et al. 2020 (ART's implementation)",
         norm=Norm.LINF, bounded=True, threat_models=_QUERIES,
         make=lambda est, p: _evasion().SquareAttack(est, norm=np.inf, **p),
