@@ -305,5 +305,6 @@ def lead_lines(summary_rows: pd.DataFrame, flagged: set[tuple[str, str]] = froze
         text = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *lines]]
         n = int(block["headline_n"].max())
         out[dataset] = [f"worst case per image at {name} ε = {eps:.3g} (robust: correct clean and after every attack "
-                        f"at that budget; [95% interval], n = {n}; ⚑ red flag raised, see below)", *text]
+                        f"at that budget; [95% interval], n = {n}"
+                        + ("; ⚑ red flag raised, see below)" if block["flagged"].any() else ")"), *text]
     return out

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bench.metrics import wilson_interval
-from bench.worst_case import SUMMARY_COLUMNS, ranking, summary, worst_case
+from bench.worst_case import SUMMARY_COLUMNS, lead_lines, ranking, summary, worst_case
 
 Y = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
 CLEAN = Y.copy()
@@ -89,3 +89,8 @@ def test_ranking_reads_any_threat_model_and_puts_flagged_defenses_below_at_equal
     masked = table[table["defense"] == "masked"].iloc[0]
     assert masked["headline"] == 0.0 and masked["whitebox"] == 0.9 and masked["flagged"]
     assert set(table["headline_scope"]) == {"any threat model"}
+    # bench run's summary opens with the same ranking, the flagged defense marked.
+    lines = lead_lines(rows, flagged={("digits", "masked")})["digits"]
+    assert lines[0].startswith("worst case per image at L∞ ε = 0.3") and "⚑ red flag raised" in lines[0]
+    assert [line.split()[1] for line in lines[2:]] == ["sound", "none", "⚑"]
+    assert "0.400 [0.00, 1.00]" in lines[2] and "0.900 [0.00, 1.00]" in lines[4]
