@@ -42,20 +42,20 @@ if TYPE_CHECKING:
     from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent
 
 
-def _own(module: str):
-    """The suite's own attack module ``attacks.<module>`` (batched torch, ART-compatible classes),
-    imported when first used: it imports torch and ART."""
-    import importlib
-
-    return importlib.import_module(f"attacks.{module}")
-
-
 def margin_classifier(estimator):
     """``attacks.art_adapter.margin_classifier``, imported when first used: the adapter imports
     torch, and this table is read by ``bench list`` and the name checks, which must not."""
     from attacks.art_adapter import margin_classifier as margin
 
     return margin(estimator)
+
+
+def _own(module: str):
+    """The suite's own attack module ``attacks.<module>`` (batched torch, ART-compatible classes),
+    imported when first used: it imports torch and ART."""
+    import importlib
+
+    return importlib.import_module(f"attacks.{module}")
 
 
 def _evasion():
@@ -91,6 +91,8 @@ PARAMETERS: dict[str, dict[str, dict]] = {
     "cw-linf": _each(eps=True, max_iter=50, num_random_init=1),
     "apgd-ce": _each(eps=True, max_iter=100, nb_random_init=1),
     "apgd-dlr": _each(eps=True, max_iter=100, nb_random_init=1),
+    "apgd-t": _each(eps=True, max_iter=100, nb_random_init=1),
+    "square-scores": _each(eps=True, max_iter=5000, p_init=0.8, nb_restarts=1),
     "embedding-pgd": _each(eps=True, max_iter=100, num_random_init=1),
     "autoattack": _each(eps=True, apgd_max_iter=100, square_max_iter=1000),
     "square": _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1),
@@ -123,8 +125,30 @@ def _apgd_step(params: dict) -> dict:
 
 #: attack -> how its step size follows ε (and its number of steps).
 STEP = {"bim": _madry_step, "pgd": _madry_step, "cw-linf": _madry_step,
-        "apgd-ce": _apgd_step, "apgd-dlr": _apgd_step, "autoattack": _apgd_step,
+        "apgd-ce": _apgd_step, "apgd-dlr": _apgd_step, "autoattack": _apgd_step, "apgd-t": _apgd_step,
         "embedding-pgd": _madry_step}
+
+
+#: ``--attack strong``: the white-box set of AutoAttack's "standard" version (Croce & Hein 2020) as
+#: ART provides it: APGD-CE, APGD-DLR untargeted then targeted at each other class (the restarts
+#: that matter), and Square on the model's scores (5000 queries).  Its members run white-box only;
+#: it is also what a run gets when it asks for white-box robustness without naming attacks.
+STRONG = ("apgd-ce", "apgd-t", "square-scores")
+#: Attack names that stand for a set, and the set (white-box only).
+ALIASES = {"strong": STRONG}
+
+
+def split_aliases(names: list[str]) -> tuple[list[str], list[str]]:
+    """``(attacks, white-box attacks)``: the names as given, and the members of any alias among
+    them (:data:`ALIASES`), which run under the white-box threat model only.
+
+    Example::
+
+        split_aliases(["fgsm", "strong"])   # (['fgsm'], ['apgd-ce', 'apgd-t', 'square-scores'])
+    """
+    plain = [name for name in names if name not in ALIASES]
+    whitebox = [member for name in names if name in ALIASES for member in ALIASES[name]]
+    return plain, list(dict.fromkeys(whitebox))
 
 
 def sweep_budgets(spec: AttackSpec, family: str, eps: list[float], sweep: bool) -> list[float | None]:
@@ -189,6 +213,21 @@ def _autoattack(estimator, params: dict) -> AutoAttack:
                      nb_restarts=1),
     ]
     return _evasion().AutoAttack(estimator, norm=np.inf, eps=eps, eps_step=step, attacks=inner, targeted=False)
+
+
+def _apgd_t(estimator, params: dict) -> AutoAttack:
+    """APGD on the DLR loss, untargeted, then targeted at each other class in turn (AutoAttack's
+    APGD-T: 9 targets on 10 classes, 100 steps each), each run only on the images still correct.
+
+    ART's ``AutoAttack(targeted=True)`` over one APGD-DLR: an image counts as
+    broken when a run misclassifies it (untargeted) or reaches the target,
+    within ε.  Croce & Hein's APGD-T uses a targeted DLR variant and the top-9
+    classes by logit; on 10 classes these are all the other classes.
+    """
+    apgd = _apgd(estimator, {k: params[k] for k in ("eps", "eps_step", "max_iter", "nb_random_init")},
+                 "difference_logits_ratio")
+    return _evasion().AutoAttack(estimator, norm=np.inf, eps=params["eps"], eps_step=params["eps_step"],
+                                 attacks=[apgd], targeted=True)
 
 
 def _embedding_pgd(estimator, params: dict):
@@ -315,6 +354,25 @@ ATTACKS = (
                   "'On Adaptive Attacks to Adversarial Example Defenses'",
         norm=Norm.LINF, bounded=True, threat_models=_WHITEBOX,
         make=lambda est, p: _embedding_pgd(est, p),
+    ),
+    AttackSpec(
+        name="apgd-t",
+        summary="Auto-PGD on DLR, untargeted then targeted at each other class (AutoAttack's APGD-T; "
+                "100 steps per target)",
+        reference="Croce, Hein 2020, 'Reliable evaluation of adversarial robustness with an ensemble "
+                  "of diverse parameter-free attacks' (ART's AutoAttack, targeted=True)",
+        norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
+        make=_apgd_t,
+    ),
+    AttackSpec(
+        # AutoAttack's Square: the margin of the model's own scores (its forward), which a white-box
+        # attacker has; `square` under blackbox queries only the defense's decision.
+        name="square-scores",
+        summary="Square Attack on the model's scores (its forward output), as in AutoAttack: 5000 "
+                "queries, white-box threat model (no gradients used)",
+        reference="Andriushchenko et al. 2020 (Square Attack); Croce, Hein 2020 (AutoAttack)",
+        norm=Norm.LINF, bounded=True, threat_models=frozenset({ThreatModel.WHITEBOX}),
+        make=lambda est, p: _evasion().SquareAttack(est, norm=np.inf, **p),
     ),
     AttackSpec(
         name="square",
