@@ -5,18 +5,30 @@ results table -> report.  ``bench/`` holds the CLI, runner, datasets, model
 zoo, caching and the results store; ``defenses/``, ``attacks/`` and
 ``reports/`` hold the plugins, the ART attack registry and the reports.
 
-``bench.benchmark(model)`` benchmarks your own ``nn.Module`` from Python and
-returns the results table (see :mod:`bench.api`).
+From Python (see :mod:`bench.api`):
+
+``bench.load_dataset(name, seed)``   the suite's own train / validation / test split, to train a model on
+``bench.benchmark(model, ...)``      benchmark your ``nn.Module``; returns the results table
+``bench.report(run_dir, out=...)``   the HTML report of a run folder
+
+Example::
+
+    import bench
+    data = bench.load_dataset("digits")                 # train on data.x_train, never on data.x_test
+    table = bench.benchmark(net.eval(), dataset="digits", defenses="none")
+    bench.report(table.attrs["out_dir"], out="report.html")
 """
 
 __version__ = "0.1.0"
 
+__all__ = ["benchmark", "load_dataset", "report", "__version__"]
+
 
 def __getattr__(name: str):
-    # ``bench.benchmark`` is imported on first use: defenses/ and attacks/ import bench
-    # submodules, so importing the runner here would be circular (and slow).
-    if name == "benchmark":
-        from bench.api import benchmark
+    # Imported on first use: defenses/ and attacks/ import bench submodules (importing the runner
+    # here would be circular), and ``import bench`` must stay cheap for the CLI.
+    if name in ("benchmark", "load_dataset", "report"):
+        from bench import api
 
-        return benchmark
+        return getattr(api, name)
     raise AttributeError(f"module 'bench' has no attribute {name!r}")

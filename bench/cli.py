@@ -2,32 +2,33 @@
 
 Options that name things (``--dataset``, ``--defense``, ``--attack``,
 ``--threat-model``, ``--eps``) take comma lists or repeats; ``run`` crosses them.
+
+Startup is kept under a second or two: this module imports only click and the
+cheap registries (``attacks``, ``defenses.names``, dataset and device names),
+so ``bench list``, ``--help`` and a misspelt name answer before torch, ART,
+pandas or scikit-learn are imported; ``run`` imports them once every name is
+checked (tests/bench/test_cli.py checks the imports, benchmarks/cli_startup.py
+times them).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import click
-import pandas as pd
 
 import bench
 from attacks import REGISTRY as ATTACKS
-from attacks import ThreatModel
+from attacks import ThreatModel, check_supported, get_attack, threat_model, unsupported
+from attacks.catalog import EPS
 from bench.api import DEFAULT_ATTACKS as DEFAULT_ATTACK_NAMES
-from bench.api import prepare_user_model
-from bench.regression import check_run, parse_tolerance, read_run, write_baseline
-from bench.checks import SANITY_DIR, red_flags, sanity_cells
-from bench.datasets import dataset_choices
+from bench.datasets import dataset_choices, validate_dataset_name
 from bench.devices import DEVICE_CHOICES
 from bench.errors import BenchError
 from bench.parallel import BACKENDS
-from bench.runner import Settings, make_grid, run_grid
-from bench.user_model import resolve
-from defenses import REGISTRY as DEFENSES
-from reports.tables import summary_table
+from defenses import check_name as check_defense
+from defenses import summaries as defense_summaries
 
 DEFAULT_ATTACKS = ",".join(DEFAULT_ATTACK_NAMES)
 
@@ -70,8 +71,8 @@ def list_command() -> None:
     click.echo("datasets:      " + ", ".join(dataset_choices()))
     click.echo("threat models: " + ", ".join(t.value for t in ThreatModel))
     click.echo("\ndefenses:")
-    for defense in DEFENSES.values():
-        click.echo(f"  {defense.name:14} {defense.summary}  [{defense.origin}]")
+    for name, summary, origin in defense_summaries():  # read from source: no torch
+        click.echo(f"  {name:14} {summary}  [{origin}]")
     click.echo("\nattacks:")
     for spec in ATTACKS.values():
         kind = "bounded" if spec.bounded else "minimal"
@@ -138,55 +139,114 @@ def run(datasets, defenses, model, weights, model_name, attacks, threat_models, 
     """
     if (weights or model_name) and not model:
         raise BenchError("--weights and --model-name go with --model")
+    dataset_names, attack_names, threat_names = _split(datasets), _split(attacks), _split(threat_models)
+    budgets = _floats(eps)
+    chosen = _split(defenses) or ([] if model else ["none"])
+    _check_names(dataset_names, chosen, attack_names, threat_names, budgets, samples)
+    # Every name is valid: now the heavy imports (torch, ART, pandas, scikit-learn).
+    from bench.api import prepare_user_model, run_cells
+    from bench.progress import Progress
+    from bench.runner import Settings, make_grid
+    from bench.summary import format_summary
+    from bench.user_model import resolve
+
+    started = time.perf_counter()
     user = resolve(model, weights, model_name) if model else None
-    chosen = _split(defenses) or ([] if user else ["none"])
-    cells = make_grid(_split(datasets), chosen, _split(attacks), _split(threat_models),
-                      _floats(eps), samples, seed, _key_values(defense_options), data_dir, eps_sweep)
+    cells = make_grid(dataset_names, chosen, attack_names, threat_names, budgets, samples, seed,
+                       _key_values(defense_options), data_dir, eps_sweep)
     settings = Settings(out_dir=out_dir, device=device, data_dir=data_dir, cache_dir=cache_dir,
                         progress=not quiet, jobs=jobs, backend=backend, scheduler=scheduler)
     if user:
-        user_cells, model_checks = prepare_user_model(user, _split(datasets), _split(attacks),
-                                                      _split(threat_models), _floats(eps), samples, seed,
-                                                      settings, eps_sweep=eps_sweep)
+        user_cells, model_checks = prepare_user_model(user, dataset_names, attack_names, threat_names, budgets,
+                                                      samples, seed, settings, eps_sweep=eps_sweep)
         for model_check in model_checks:
             click.echo(model_check.summary())
             for message in model_check.warnings:
                 click.echo(f"warning: {message}", err=True)
         cells += user_cells
-    checks = sanity_cells(cells) if flags else []
-    started = time.perf_counter()
-    outcome = run_grid(cells, settings, resume=not fresh)
-    # Sanity cells are diagnostics, not results: they go to OUT/sanity, beside results.csv.  They
-    # run here, one after the other: in-process Dask workers are threads sharing one model, and
-    # two gradient attacks on one torch module at once race on its parameters' gradients.
-    serial = dataclasses.replace(settings, out_dir=out_dir / SANITY_DIR, jobs=1, backend="loky")
-    sanity = run_grid(checks, serial, resume=not fresh)
+    for line in _skipped_lines(attack_names, threat_names):
+        click.echo(line)
+    with Progress(not quiet) as display:
+        outcome = run_cells(cells, settings, flags=flags, resume=not fresh, display=display)
     elapsed = time.perf_counter() - started
-    keys = {cell.key for cell in cells}
-    table = outcome.table[outcome.table["cell_key"].isin(keys)]
-    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.precision", 3):
-        click.echo(summary_table(table).to_string())
-        if checks:
-            click.echo(f"\nsanity cells ({out_dir / SANITY_DIR}): white-box pgd at eps=1 should leave ~0, "
-                       "and pgd with 4x its steps no more than pgd")
-            sanity_keys = {cell.key for cell in checks}
-            click.echo(summary_table(sanity.table[sanity.table["cell_key"].isin(sanity_keys)]).to_string())
-    computed = pd.DataFrame(outcome.computed, columns=["model_cached", "adv_cached"])
-    click.echo(
-        f"\n{len(table)} cells in {elapsed:.1f}s: {outcome.resumed} already finished in {out_dir} "
-        f"(resumed), {len(computed)} computed; cache hits: models "
-        f"{int(computed['model_cached'].sum())}/{len(computed)}, adversarial examples "
-        f"{int(computed['adv_cached'].sum())}/{len(computed)} (cache: {settings.cache.root})"
-        + (f"; plus {len(checks)} sanity cells" if checks else "")
-    )
+    table = outcome.table
+    click.echo(format_summary(table, lead=_worst_case_lead(outcome, table),
+                              attacks=[name for name in ATTACKS if name in set(table["attack"])]))
     if flags:
-        found = red_flags(table, out_dir)
+        click.echo(_sanity_line(outcome, out_dir))
+    grid = outcome.grid
+    computed = grid.computed
+    crafted = sum(1 for row in computed if not row["adv_cached"])
+    click.echo(
+        f"\n{len(table)} cells in {elapsed:.1f} s: {grid.resumed} already in {out_dir}, {len(computed)} computed; "
+        f"models: {grid.models_trained} trained, {grid.models_cached} from the cache; adversarial examples: "
+        f"{crafted} crafted, {len(computed) - crafted} reused (cache: {settings.cache.root})")
+    if flags:
+        found = outcome.flags
         click.echo(f"red flags (docs/flags_doc.md): {len(found) or 'none raised'}")
         for flag in found.itertuples():
             click.echo(f"  {flag.dataset}/{flag.defense}: {flag.flag}: {flag.evidence}")
     if table["dataset_is_subset"].astype(bool).any():
         click.echo("note: some datasets are SUBSETS of the official ones (see n_train, n_test).")
-    click.echo(f"results: {out_dir / 'results.csv'}")
+    click.echo(f"results: {out_dir / 'results.csv'}  (report: bench report {out_dir} --out {out_dir / 'report.html'})")
+
+
+def _worst_case_lead(outcome, table) -> dict[str, list[str]] | None:
+    """The worst case per image (OUT/summary.csv) that opens each dataset's summary, ranked."""
+    from bench.worst_case import lead_lines
+
+    if outcome.summary is None or outcome.summary.empty:
+        return None
+    worst = outcome.summary[outcome.summary["defense"].isin(set(table["defense"]))]
+    flagged = set() if outcome.flags is None else set(zip(outcome.flags["dataset"], outcome.flags["defense"]))
+    standard = {name: EPS[name.removesuffix("-subset")] for name in worst["dataset"].unique()
+                if name.removesuffix("-subset") in EPS}
+    lines = lead_lines(worst, flagged, standard)
+    return {dataset: lines[dataset] for dataset in lines} or None
+
+
+def _check_names(datasets: list[str], defenses: list[str], attacks: list[str], threat_models: list[str],
+                 eps: list[float], samples: int) -> None:
+    """Every name and number of ``run`` checked before torch is imported: one line, with a "did
+    you mean", within a second or two (``make_grid`` checks them again, with the options)."""
+    for name in datasets:
+        validate_dataset_name(name)
+    for name in defenses:
+        check_defense(name)
+    for name in attacks:
+        get_attack(name)
+    for name in threat_models:
+        threat_model(name)
+    for value in eps:
+        if not 0 < value <= 1:
+            raise BenchError(f"--eps {value} is outside (0, 1]: images are on [0, 1] pixel scale")
+    if samples < 1:
+        raise BenchError(f"--samples must be at least 1, got {samples}")
+    check_supported(attacks, threat_models)
+
+
+def _skipped_lines(attacks: list[str], threat_models: list[str]) -> list[str]:
+    """One line per group of attack × threat-model combinations the grid leaves out, and why."""
+    groups: dict[tuple, list[str]] = {}
+    for name, missing in unsupported(attacks, threat_models).items():
+        supported = tuple(t.value for t in ThreatModel if t in get_attack(name).threat_models)
+        groups.setdefault((tuple(missing), supported), []).append(name)
+    return [f"skipped {', '.join(names)} under {', '.join(missing)}: "
+            f"{'they run' if len(names) > 1 else 'it runs'} under {', '.join(supported)} only"
+            for (missing, supported), names in groups.items()]
+
+
+def _sanity_line(outcome, out_dir: Path) -> str:
+    """What the red flags' sanity cells found (or why there were none), in a line or two."""
+    if not outcome.checks:
+        return ("sanity cells: none needed (a white-box attack of the grid already breaks every defense, "
+                "so none can be hiding it)")
+    keys = {cell.key for cell in outcome.checks}
+    rows = outcome.sanity.table[outcome.sanity.table["cell_key"].isin(keys)]
+    parts = [f"{row.dataset}/{row.defense} {row.attack}@{row.eps:.3g} {row.robust_accuracy:.3f}"
+             for row in rows.itertuples()]
+    return (f"sanity cells ({out_dir / 'sanity'}; pgd@1 should leave ~0, pgd-4x-steps no more than pgd): "
+            + "; ".join(parts))
 
 
 @cli.command()
@@ -215,6 +275,8 @@ def report(run_dirs, out_path) -> None:
 def check(run_dir, baseline, tolerance, update) -> None:
     """Compare RUN_DIR's metrics with a baseline; exit 1 and list every cell that moved beyond
     tolerance (either direction) or is missing from the run or the baseline."""
+    from bench.regression import check_run, parse_tolerance, read_run, write_baseline  # pandas: only here
+
     limits = parse_tolerance(tolerance) if tolerance else None
     if update:
         written = write_baseline(baseline, read_run(run_dir), limits)
