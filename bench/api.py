@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from bench.runner import Cell, GridOutcome, Settings
     from bench.user_model import ModelCheck, UserModel
 
-#: The attacks ``bench run`` and :func:`benchmark` use when none are named.
-DEFAULT_ATTACKS = ("fgsm", "bim", "deepfool", "jsma", "pgd")
+#: The attacks ``bench run`` and :func:`benchmark` use when none are named; ``strong`` is the
+#: AutoAttack-strength white-box set (``attacks.catalog.STRONG``), run under ``whitebox`` only.
+DEFAULT_ATTACKS = ("fgsm", "bim", "deepfool", "jsma", "pgd", "strong")
 DEFAULT_THREAT_MODELS = ("whitebox", "transfer")
 #: Where :func:`benchmark` keeps its run folder by default: ``runs/<model name>``.
 DEFAULT_RUNS = Path("runs")
@@ -125,6 +126,31 @@ def report(run_dir: str | Path, *compare: str | Path, out: str | Path = "report.
     return Path(write_report([Path(run_dir), *map(Path, compare)], Path(out)))
 
 
+def make_cells(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequence[str],
+               threat_models: Sequence[str], eps: Sequence[float] = (), samples: int = 200, seed: int = 0,
+               defense_options: dict[str, str] | None = None, data_dir: str | None = None,
+               eps_sweep: bool = False) -> list[Cell]:
+    """``bench.runner.make_grid`` with attack sets expanded (``attacks.catalog.ALIASES``): the
+    members of ``strong`` run under ``whitebox`` only, the other attacks under every threat
+    model they support; a cell asked for twice is made once."""
+    from attacks.catalog import split_aliases
+    from bench.errors import BenchError
+    from bench.runner import make_grid
+
+    plain, whitebox = split_aliases(list(attacks))
+    cells = []
+    if plain or not whitebox:
+        cells += make_grid(datasets, defenses, plain, threat_models, eps, samples, seed, defense_options,
+                           data_dir, eps_sweep)
+    if whitebox:
+        if "whitebox" not in threat_models:
+            raise BenchError("--attack strong is a white-box attack set (apgd-ce, apgd-t, square-scores); "
+                             "add whitebox to --threat-model")
+        cells += make_grid(datasets, defenses, whitebox, ["whitebox"], eps, samples, seed, defense_options,
+                           data_dir, eps_sweep)
+    return list({cell.key: cell for cell in cells}.values())
+
+
 def prepare_user_model(user: UserModel, datasets: Sequence[str], attacks: Sequence[str],
                        threat_models: Sequence[str], eps: Sequence[float], samples: int, seed: int,
                        settings: Settings, *, eps_sweep: bool = False) -> tuple[list[Cell], list[ModelCheck]]:
@@ -138,10 +164,10 @@ def prepare_user_model(user: UserModel, datasets: Sequence[str], attacks: Sequen
     """
     from bench.datasets import load_dataset as load
     from bench.devices import resolve_device
-    from bench.runner import eval_indices, make_grid, trained_model
+    from bench.runner import eval_indices, trained_model
     from bench.user_model import as_defense, check_model
 
-    grid = make_grid(datasets, ["none"], attacks, threat_models, eps, samples, seed, None, settings.data_dir,
+    grid = make_cells(datasets, ["none"], attacks, threat_models, eps, samples, seed, None, settings.data_dir,
                       eps_sweep)
     cells = [dataclasses.replace(cell, defense=user.name, user_model=user) for cell in grid]
     device = resolve_device(settings.device)
@@ -264,8 +290,10 @@ def benchmark(model: nn.Module | str, *, weights: str | Path | None = None, name
             ``cifar10`` or ``npz:PATH``. Default: ``"digits"``.
         defenses (str | list[str]): built-in defenses to run beside the model
             (e.g. ``"none"``; see ``bench list``). Default: none.
-        attacks (str | list[str]): attack names (see ``bench list``).
-            Default: ``fgsm, bim, deepfool, jsma, pgd``.
+        attacks (str | list[str]): attack names (see ``bench list``);
+            ``strong`` is the AutoAttack-strength white-box set (APGD-CE,
+            APGD-T, Square on the scores). Default: ``fgsm, bim, deepfool,
+            jsma, pgd, strong``.
         threat_models (str | list[str]): ``whitebox``, ``transfer`` and/or
             ``blackbox``. Default: ``whitebox, transfer``.
         eps (float | list[float] | None): L∞ budgets of bounded attacks on
@@ -335,7 +363,7 @@ def benchmark(model: nn.Module | str, *, weights: str | Path | None = None, name
     folder = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / user.name
     settings = Settings(out_dir=folder, device=device, data_dir=str(data_dir) if data_dir else None,
                         cache_dir=str(cache_dir) if cache_dir else None, progress=progress)
-    cells = make_grid(datasets, _names(defenses), attack_names, threats, _budgets(eps), n_examples, seed,
+    cells = make_cells(datasets, _names(defenses), attack_names, threats, _budgets(eps), n_examples, seed,
                        None, settings.data_dir, eps_sweep)
     user_cells, checks = prepare_user_model(user, datasets, attack_names, threats, _budgets(eps),
                                             n_examples, seed, settings, eps_sweep=eps_sweep)

@@ -21,7 +21,7 @@ import click
 import bench
 from attacks import REGISTRY as ATTACKS
 from attacks import ThreatModel, check_supported, get_attack, threat_model, unsupported
-from attacks.catalog import EPS
+from attacks.catalog import ALIASES, EPS
 from bench.api import DEFAULT_ATTACKS as DEFAULT_ATTACK_NAMES
 from bench.datasets import dataset_choices, validate_dataset_name
 from bench.devices import DEVICE_CHOICES
@@ -144,7 +144,7 @@ def run(datasets, defenses, model, weights, model_name, attacks, threat_models, 
     chosen = _split(defenses) or ([] if model else ["none"])
     _check_names(dataset_names, chosen, attack_names, threat_names, budgets, samples)
     # Every name is valid: now the heavy imports (torch, ART, pandas, scikit-learn).
-    from bench.api import prepare_user_model, run_cells
+    from bench.api import make_cells, prepare_user_model, run_cells
     from bench.progress import Progress
     from bench.runner import Settings, make_grid
     from bench.summary import format_summary
@@ -152,7 +152,7 @@ def run(datasets, defenses, model, weights, model_name, attacks, threat_models, 
 
     started = time.perf_counter()
     user = resolve(model, weights, model_name) if model else None
-    cells = make_grid(dataset_names, chosen, attack_names, threat_names, budgets, samples, seed,
+    cells = make_cells(dataset_names, chosen, attack_names, threat_names, budgets, samples, seed,
                        _key_values(defense_options), data_dir, eps_sweep)
     settings = Settings(out_dir=out_dir, device=device, data_dir=data_dir, cache_dir=cache_dir,
                         progress=not quiet, jobs=jobs, backend=backend, scheduler=scheduler)
@@ -214,7 +214,8 @@ def _check_names(datasets: list[str], defenses: list[str], attacks: list[str], t
     for name in defenses:
         check_defense(name)
     for name in attacks:
-        get_attack(name)
+        if name not in ALIASES:
+            get_attack(name)
     for name in threat_models:
         threat_model(name)
     for value in eps:
@@ -222,13 +223,13 @@ def _check_names(datasets: list[str], defenses: list[str], attacks: list[str], t
             raise BenchError(f"--eps {value} is outside (0, 1]: images are on [0, 1] pixel scale")
     if samples < 1:
         raise BenchError(f"--samples must be at least 1, got {samples}")
-    check_supported(attacks, threat_models)
+    check_supported([name for name in attacks if name not in ALIASES], threat_models)
 
 
 def _skipped_lines(attacks: list[str], threat_models: list[str]) -> list[str]:
     """One line per group of attack × threat-model combinations the grid leaves out, and why."""
     groups: dict[tuple, list[str]] = {}
-    for name, missing in unsupported(attacks, threat_models).items():
+    for name, missing in unsupported([a for a in attacks if a not in ALIASES], threat_models).items():
         supported = tuple(t.value for t in ThreatModel if t in get_attack(name).threat_models)
         groups.setdefault((tuple(missing), supported), []).append(name)
     return [f"skipped {', '.join(names)} under {', '.join(missing)}: "
