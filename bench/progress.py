@@ -67,7 +67,9 @@ class Progress:
             return
         self._started = time.perf_counter()
         if self.tty:
-            self._tty_bar().set_postfix_str(f"model {index}/{total}: {what}", refresh=True)
+            bar = self._tty_bar()
+            bar.set_description_str("models", refresh=False)
+            bar.set_postfix_str(f"{index}/{total}: {what}", refresh=True)
 
     def trained(self, what: str, cached: bool) -> None:
         """The model of the last :meth:`training` is ready (``cached``: it was not trained now)."""
@@ -108,10 +110,15 @@ class Progress:
 
     def _tty_bar(self):
         if self._bar is None:
+            import shutil
+
             from tqdm.auto import tqdm
 
+            # A terminal that reports no width (a pty without a size) would get an empty line.
+            width = shutil.get_terminal_size((0, 0)).columns
             self._bar = tqdm(total=self.total, desc=self.label, unit="cell", leave=False, file=self.stream,
-                             dynamic_ncols=True, bar_format="{desc} {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
+                             dynamic_ncols=width > 0, ncols=None if width > 0 else 120,
+                             bar_format="{desc} {n_fmt}/{total_fmt} [{elapsed}]{postfix}")
         return self._bar
 
     def _line(self, text: str) -> None:
