@@ -314,8 +314,10 @@ class Cache:
             self.discard(kind, key, suffix, sidecar["damaged"])
             return None
         if verified and (sidecar.get("bytes") != len(data) or sidecar.get("sha256") != _sha256(data)):
-            self.discard(kind, key, suffix, f"checksum mismatch: {len(data)} bytes, sidecar says "
-                                            f"{sidecar.get('bytes')}")
+            size = sidecar.get("bytes")
+            self.discard(kind, key, suffix, "checksum mismatch: " + (
+                f"{len(data)} bytes, its sidecar says {size}" if size != len(data)
+                else "same size as written, other content"))
             return None
         if verified and claims is not None and sidecar.get("claims") != json.loads(json.dumps(claims)):
             self.discard(kind, key, suffix, "it claims other properties than this run needs")
