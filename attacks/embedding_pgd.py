@@ -16,11 +16,15 @@ class ``y`` is misclassified exactly when
 This attack maximises, per image, ``max(cent(x), refs(x))`` (the decision's
 own margin: positive exactly when the two-step decision is wrong) by L∞ PGD
 from a uniform random start in the ε-ball: ``max_iter`` signed-gradient steps
-of ``eps_step``, projected onto the ball and [0, 1], with ``num_random_init``
-restarts.  It keeps, per image, the first iterate the defense's own ``predict``
-gets wrong (else the one with the highest margin), so the result is never
-weaker than its best iterate.  Batched torch on the estimator's model and
-device.
+of ``eps_step``, projected onto the ball and [0, 1].  Then, from a fresh
+random start and on the images not yet fooled, the same PGD on the
+cross-entropy of the model's logits ``−d_c`` (``pgd``'s objective): on
+adversarially trained distance classifiers (``dundi-at``) the margin alone was
+measured weaker than cross-entropy PGD (digits, docs/dundi.md), whose gradient
+weighs every class.  ``num_random_init`` repeats both.  It keeps, per image,
+the first iterate the defense's own ``predict`` gets wrong (else the one with
+the highest margin), so the result is never weaker than its best iterate.
+Batched torch on the estimator's model and device.
 
 Models without ``references``/``centroids`` buffers (the baselines, ``none``):
 the attack falls back to the C&W margin ``max_{j≠y} z_j − z_y`` on the
@@ -67,10 +71,11 @@ def is_distance_classifier(model: nn.Module) -> bool:
     return all(hasattr(model, name) for name in ("embed", "centroids", "references", "k", "m"))
 
 
-def two_step_margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image ``(margin, decision)``: the two-step decision's margin (positive exactly when it is
-    wrong; differentiable in ``x``) and the decision itself (labels, no gradient)."""
-    from defenses.dundi import class_distances, pairwise_distances
+def two_step_margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per image ``(margin, decision, logits)``: the two-step decision's margin (positive exactly when
+    it is wrong; differentiable in ``x``), the decision itself (labels, no gradient), and the
+    model's logits ``−d_c`` (what its ``forward`` returns)."""
+    from defenses.dundi import class_distances, pairwise_distances, two_step
 
     e = model.embed(x)
     d = class_distances(e, model.references, model.m)  # N×C, step-2 distances of every class
@@ -86,19 +91,20 @@ def two_step_margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple
         kth_other = dc.masked_fill(true, _FAR).topk(model.k, dim=1, largest=False).values[:, -1]
         margin = torch.maximum(refs, dc[true] - kth_other)
     with torch.no_grad():
-        candidates = d.detach().masked_fill(~shortlist, float("inf"))
-        decision = candidates.argmin(1)
-    return margin, decision
+        # DunDi's own decision function on this embedding, so ties break exactly as in ``predict``
+        # (a collapsed embedding region gives equal distances to several classes).
+        decision = two_step(e.detach(), model.centroids, model.references, model.k, model.m)
+    return margin, decision, -d
 
 
-def logit_margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fallback: the C&W margin on the logits, and the model's decision."""
+def logit_margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The fallback: the C&W margin on the logits, the model's decision, and the logits."""
     logits = model(x)
     true = F.one_hot(y, logits.shape[1]).bool()
     margin = logits.masked_fill(true, float("-inf")).amax(1) - logits[true]
     with torch.no_grad():
         decision = _decide(model, x) if callable(getattr(model, "predict", None)) else logits.argmax(1)
-    return margin, decision
+    return margin, decision, logits
 
 
 def _decide(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -113,6 +119,8 @@ class EmbeddingPGD(EvasionAttack):
     attack_params = EvasionAttack.attack_params + ["eps", "eps_step", "max_iter", "num_random_init",
                                                    "batch_size", "verbose"]
     _estimator_requirements = (PyTorchClassifier,)
+    #: The objectives run, in turn, from each random start (each on the images not yet fooled).
+    LOSSES = ("margin", "cross_entropy")
 
     def __init__(self, estimator, eps: float = 0.3, eps_step: float = 0.0075, max_iter: int = 100,
                  num_random_init: int = 1, batch_size: int = 128, verbose: bool = False):
@@ -149,25 +157,30 @@ class EmbeddingPGD(EvasionAttack):
         best, best_margin = x.clone(), torch.full((len(x),), -float("inf"), device=x.device)
         fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
 
-        def keep(candidate: torch.Tensor, margin: torch.Tensor, decision: torch.Tensor) -> None:
+        def keep(rows: torch.Tensor, candidate: torch.Tensor, margin: torch.Tensor,
+                 decision: torch.Tensor) -> None:
             # First success wins; until then, the iterate with the highest margin.
-            wrong = decision != y
-            better = ~fooled & (wrong | (margin > best_margin))
-            best[better] = candidate[better]
-            best_margin[better] = margin[better]
-            fooled.logical_or_(wrong)
+            wrong = decision != y[rows]
+            better = ~fooled[rows] & (wrong | (margin > best_margin[rows]))
+            best[rows[better]] = candidate[better]
+            best_margin[rows[better]] = margin[better]
+            fooled[rows[wrong]] = True
 
         for _ in range(self.num_random_init):
-            if fooled.all():
-                break
-            x_adv = (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0.0, 1.0)
-            for iteration in range(self.max_iter + 1):
-                x_adv.requires_grad_(True)
-                margin, decision = objective(model, x_adv, y)
-                keep(x_adv.detach(), margin.detach(), decision)
-                if iteration == self.max_iter or fooled.all():
+            for loss in self.LOSSES:
+                active = torch.nonzero(~fooled).squeeze(1)
+                if len(active) == 0:
                     break
-                grad, = torch.autograd.grad(margin.sum(), x_adv)
-                x_adv = x_adv.detach() + step * grad.sign()
-                x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
+                xa, ya = x[active], y[active]
+                x_adv = (xa + torch.empty_like(xa).uniform_(-eps, eps)).clamp(0.0, 1.0)
+                for iteration in range(self.max_iter + 1):
+                    x_adv.requires_grad_(True)
+                    margin, decision, logits = objective(model, x_adv, ya)
+                    keep(active, x_adv.detach(), margin.detach(), decision)
+                    if iteration == self.max_iter or fooled[active].all():
+                        break
+                    value = margin.sum() if loss == "margin" else F.cross_entropy(logits, ya, reduction="sum")
+                    grad, = torch.autograd.grad(value, x_adv)
+                    x_adv = x_adv.detach() + step * grad.sign()
+                    x_adv = torch.min(torch.max(x_adv, xa - eps), xa + eps).clamp(0.0, 1.0)
         return best.detach()

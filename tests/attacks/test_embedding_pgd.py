@@ -54,7 +54,7 @@ def test_margin_is_positive_exactly_when_the_two_step_decision_is_wrong(dundi, d
     for images in (x, noisy):
         y = torch.as_tensor(digits.y_test)
         with torch.no_grad():
-            margin, decision = two_step_margin(dundi, images, y)
+            margin, decision, _ = two_step_margin(dundi, images, y)
         np.testing.assert_array_equal(decision.numpy(), classify(dundi, images, CPU))
         np.testing.assert_array_equal((margin > 0).numpy(), (decision != y).numpy())
     assert (decision != y).any()  # the noisy images exercise both signs
@@ -62,7 +62,7 @@ def test_margin_is_positive_exactly_when_the_two_step_decision_is_wrong(dundi, d
     everything = copy.deepcopy(dundi)
     everything.k = digits.num_classes
     with torch.no_grad():
-        margin, _ = two_step_margin(everything, x, y)
+        margin, _, _ = two_step_margin(everything, x, y)
         logits = everything(x)
     other = logits.masked_fill(torch.nn.functional.one_hot(y, 10).bool(), -np.inf).amax(1)
     torch.testing.assert_close(margin, other - logits.gather(1, y[:, None]).squeeze(1), atol=1e-5, rtol=0)

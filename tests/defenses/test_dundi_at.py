@@ -83,6 +83,7 @@ def test_margin_objective_is_positive_exactly_on_mistakes():
 def test_options_are_checked(digits):
     defense = get_defense("dundi-at")
     for bad, message in [({"positive": "random"}, "positive"), ({"refresh_every": 0}, "refresh_every"),
+                         ({"attack_loss": "kl"}, "attack_loss"),
                          ({"k": 11}, "k must be"), ({"steps": 0}, "steps")]:
         with pytest.raises(BenchError, match=message) as error:
             defense.build(digits, defense.options(digits, bad))
