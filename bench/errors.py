@@ -18,9 +18,15 @@ def one_line(text: object) -> str:
     text = _ANSI.sub("", str(text))
     text = _TORCH_UNSAFE.sub(lambda m: "it holds pickled Python objects, not only tensors, and is never "
                              f"unpickled ({m.group('why').strip()})", text)
-    lines = [line.strip() for line in text.splitlines() if line.strip()
-             and not re.search(r"weights_only`? (set to `?|=)False", line)]  # never suggest unpickling
-    return "; ".join(lines)
+    lines = [_without_unpickling_advice(line.strip()) for line in text.splitlines()]
+    return "; ".join(line for line in lines if line)
+
+
+def _without_unpickling_advice(line: str) -> str:
+    """``line`` less any sentence that suggests ``weights_only=False`` (never suggest unpickling),
+    keeping the rest of the line (such as the suite's own "PATH is not a torch state dict")."""
+    sentences = re.split(r"(?<=[.:;(])\s+", line)
+    return " ".join(s for s in sentences if not re.search(r"weights_only`? (set to `?|=)False", s)).strip()
 
 
 class BenchError(click.ClickException):

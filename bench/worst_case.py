@@ -304,7 +304,7 @@ def lead_lines(summary_rows: pd.DataFrame, flagged: set[tuple[str, str]] = froze
         widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
         text = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *lines]]
         n = int(block["headline_n"].max())
-        out[dataset] = [f"worst case per image at {name} ε = {eps:.3g} (robust: correct clean and after every attack "
-                        f"at that budget; [95% interval], n = {n}"
+        out[dataset] = [f"worst case per image at {name} ε = {eps:.3g} (robust = correct clean and after every "
+                        f"attack; [95% interval], n = {n}"
                         + ("; ⚑ red flag raised, see below)" if block["flagged"].any() else ")"), *text]
     return out
