@@ -277,9 +277,12 @@ def test_chromium_renders_heatmaps_tables_and_gallery(flagged, tmp_path):
     assert 0 <= probe["flags_top"] < 1000, probe
     console = [line for line in page.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
-    # And it paints: a screenshot of the first screen is mostly not blank.
+    # And it paints: the first screen (red flags, ranking: text on white) is not blank, and the
+    # page below it holds the coloured heatmaps.
     shot = tmp_path / "shot.png"
-    painted = _chromium(tmp_path, "--window-size=1400,1000", f"--screenshot={shot}", report.as_uri())
+    painted = _chromium(tmp_path, "--window-size=1400,6000", f"--screenshot={shot}", report.as_uri())
     assert painted.returncode == 0 and shot.exists(), painted.stderr[-2000:]
     pixels = plots.plt.imread(shot)[..., :3]
-    assert (pixels.std(axis=2) > 0.05).mean() > 0.05  # coloured heatmaps, not a white page
+    first_screen = pixels[:1000]
+    assert (first_screen.min(axis=2) < 0.9).mean() > 0.02, "the first screen is blank"
+    assert (pixels.std(axis=2) > 0.1).mean() > 0.02, "no coloured heatmap on the page"
