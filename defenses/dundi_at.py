@@ -34,9 +34,12 @@ exactly as in ``dundi`` (:func:`defenses.dundi.set_references`), and the epoch
 kept is the one with the best **two-step validation accuracy under the training
 attack run with both objectives** (margin and cross-entropy on the distance
 logits; an image counts when it survives both; the first 500 validation
-images, the same random starts every epoch).  Margin PGD alone was measured to
-mask itself (docs/dundi.md): tied distances in a collapsed embedding region
-stop it while cross-entropy PGD breaks the model.
+images, the same random starts every epoch).  With the triplet loss alone
+the embedding was measured to collapse (docs/dundi.md): every image lands at
+nearly one point, the class distances differ by ~0.001, and cross-entropy PGD
+breaks what margin PGD cannot move; the defaults (below) add DunDi's clean
+triplet loss and the cross-entropy term, and ramp ε over a quarter of the
+epochs, chosen on digits validation data.
 
 Options (``--defense-option dundi-at:KEY=VALUE``; defaults and how they were
 chosen in docs/dundi.md, section DunDi-AT):
@@ -44,15 +47,15 @@ chosen in docs/dundi.md, section DunDi-AT):
         steps × step_size the family's adversarial-training budget
         (``defenses.baseline_defaults.BASELINES``, the same as ``adv-pgd``).
     attack_loss (str): the training attack's objective on the distance logits: ``margin``
-        (``d_y − min_{j≠y} d_j``) or ``cross_entropy``. Default: ``cross_entropy`` (margin-only
-        training measured to mask itself on digits, docs/dundi.md).
-    eps_warmup (float): epochs over which the training ε (and step) grow linearly from 0,
-        ``adv-pgd``'s value (MNIST 2, digits 0).
+        (``d_y − min_{j≠y} d_j``) or ``cross_entropy``. Default: ``margin``.
+    eps_warmup (float): epochs over which the training ε (and step) grow linearly from 0.
+        Default: a quarter of the epochs, at least ``adv-pgd``'s (digits 10, MNIST 5); at 0
+        the embedding collapsed on digits.
     margin (float): triplet margin in embedding distance. Default: 0.5.
     positive (str): ``hardest`` or ``own``. Default: ``hardest``.
-    clean_weight (float): weight of DunDi's clean batch-hard triplet loss. Default: 0.
+    clean_weight (float): weight of DunDi's clean batch-hard triplet loss. Default: 1.
     ce_weight (float), ce_scale (float): cross-entropy on ``−ce_scale·d_c`` of the adversarial
-        images. Default: 0 (off), 10.
+        images. Default: 1, 10.
     refresh_every (int): batches between re-embeddings of the reference images. Default: 10.
     embedding_dim, normalize, k, m, refs_per_class, backbone, freeze_backbone: as ``dundi``.
     epochs, batch_size, lr, weight_decay: the optimiser: ``adv-pgd``'s robust-training epochs of
@@ -129,9 +132,11 @@ def _defaults(data: Dataset) -> dict:
     budget = dataclasses.replace(TRAINING[data.family], epochs=base.epochs,
                                  batch_size=max(base.batch_size, MIN_BATCH))
     return {
-        "eps": base.eps, "steps": steps, "step_size": step_size, "eps_warmup": base.eps_warmup,
-        "attack_loss": "cross_entropy",
-        "margin": 0.5, "positive": "hardest", "clean_weight": 0.0, "ce_weight": 0.0, "ce_scale": 10.0,
+        "eps": base.eps, "steps": steps, "step_size": step_size,
+        # From scratch at full ε the triplet embedding collapsed on digits (docs/dundi.md).
+        "eps_warmup": max(base.eps_warmup, base.epochs / 4),
+        "attack_loss": "margin",
+        "margin": 0.5, "positive": "hardest", "clean_weight": 1.0, "ce_weight": 1.0, "ce_scale": 10.0,
         "refresh_every": 10,
         "embedding_dim": 64, "normalize": True, "k": 3, "m": 5, "refs_per_class": 100,
         "backbone": "", "freeze_backbone": False,
