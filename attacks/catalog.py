@@ -156,14 +156,15 @@ def sweep_budgets(spec: AttackSpec, family: str, eps: list[float], sweep: bool) 
 
     Bounded attacks run once per budget: ``eps`` (L∞ budgets from ``--eps``)
     when given, else the family's ``SWEEP`` grid of their norm under ``sweep``.
-    Minimal-perturbation attacks always give their unbudgeted row, plus, when
-    any sweep is asked for, one row per budget of their own norm (``eps`` for
-    L∞, the family grid otherwise), all from one attack run.
+    Minimal-perturbation attacks always give their unbudgeted row, plus one
+    row per budget of their own norm, all from one attack run, only when budgets
+    of that norm are asked for: ``eps`` for an L∞ attack, ``sweep`` for any
+    (``--eps`` alone, being L∞, leaves DeepFool, C&W-L2 and JSMA unbudgeted).
     """
     grid = list(eps) if (eps and spec.norm is Norm.LINF) else list(SWEEP[family][spec.norm])
     if spec.bounded:
         return grid if (eps or sweep) else [None]
-    return [None, *grid] if (eps or sweep) else [None]
+    return [None, *grid] if (sweep or (eps and spec.norm is Norm.LINF)) else [None]
 
 
 def default_params(spec: AttackSpec, family: str, eps: float | None = None, **overrides) -> dict:
