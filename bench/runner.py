@@ -37,6 +37,7 @@ from bench.datasets import Dataset, load_dataset, validate_dataset_name
 from bench.devices import describe, resolve_device
 from bench.errors import BenchError
 from bench.metrics import perturbation_norms, summarize
+from bench.provenance import record_invocation
 from bench.models import classify, logits_of, seed_everything
 from bench.parallel import parallel_map
 from bench.progress import Progress
@@ -442,6 +443,7 @@ def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True,
     # --out, read-only, disk full): one line naming the folder.
     ensure_writable(settings.out_dir, "--out")
     ensure_writable(settings.cache.root, "cache folder")
+    record_invocation(settings.out_dir)  # command line and git commit, for the report's provenance
     store = ResultsStore(settings.out_dir)
     store.audit()  # damaged cells are set aside in cells/quarantine/ and recomputed
     todo = [cell for cell in cells if not (resume and store.has(cell.key))]
