@@ -185,7 +185,7 @@ def prepare_user_model(user: UserModel, datasets: Sequence[str], attacks: Sequen
 class RunOutcome:
     """What :func:`run_cells` did: ``table`` (the rows of the asked-for cells), the grid's and the
     sanity cells' :class:`~bench.runner.GridOutcome`, the sanity cells, and the red flags
-    (``bench.checks.FLAG_COLUMNS``; None when flags were off); ``summary``, the worst case per
+    (``bench.flags.FLAG_COLUMNS``; None when flags were off); ``summary``, the worst case per
     image of the run folder (``bench.worst_case.SUMMARY_COLUMNS``, as in ``OUT/summary.csv``)."""
 
     table: pd.DataFrame
@@ -199,17 +199,17 @@ class RunOutcome:
 def run_cells(cells: Sequence[Cell], settings: Settings, *, flags: bool = True, resume: bool = True,
               display: Progress | None = None) -> RunOutcome:
     """Run ``cells``, then (with ``flags``) their sanity cells into ``OUT/sanity``, the model
-    probes (``OUT/sanity/probes.csv``) and the red flags of ``bench.checks``; one progress
+    probes (``OUT/sanity/probes.csv``) and the red flags of ``bench.flags``; one progress
     display shows both.  Writes ``OUT/flags.csv`` (with ``flags``) and ``OUT/summary.csv``
     (the worst case per image, ``bench.worst_case``) for the whole run folder.
 
-    Sanity cells come after the grid because ``bench.checks.sanity_cells``
+    Sanity cells come after the grid because ``bench.flags.sanity_cells``
     skips defenses the grid's own white-box attacks already break.  They run
     in this process, one after the other: in-process Dask workers are threads
     sharing one model, and two gradient attacks on one torch module at once
     race on its parameters' gradients.
     """
-    from bench.checks import SANITY_DIR, red_flags, sanity_cells, write_probes
+    from bench.flags import SANITY_DIR, red_flags, sanity_cells, write_probes
     from bench.progress import Progress
     from bench.verdict import probe_defenses, save_verdict
     from bench.runner import run_grid

@@ -276,7 +276,7 @@ def report(run_dirs, out_path) -> None:
 def check(run_dir, baseline, tolerance, update) -> None:
     """Compare RUN_DIR's metrics with a baseline; exit 1 and list every cell that moved beyond
     tolerance (either direction) or is missing from the run or the baseline."""
-    from bench.regression import check_run, parse_tolerance, read_run, write_baseline  # pandas: only here
+    from bench.gate import check_run, parse_tolerance, read_run, write_baseline  # pandas: only here
 
     limits = parse_tolerance(tolerance) if tolerance else None
     if update:

@@ -41,7 +41,7 @@ They are diagnostics, not results: ``bench run`` keeps them in ``OUT/sanity/``
 
 Example::
 
-    from bench.checks import red_flags
+    from bench.flags import red_flags
     from bench.results import read_results
     red_flags(read_results("runs/default"), "runs/default")   # dataset, defense, flag, evidence, cells
 """

@@ -37,7 +37,7 @@ COLUMNS = [
     "source_model", "attack_params", "defense_options", "model_cached", "adv_cached",
     "train_seconds", "train_device",
     "suite_version", "torch_version", "art_version", "cell_key", "finished_at",
-    # red-flag evidence and black-box provenance (bench/checks.py, attacks/art_adapter.py)
+    # red-flag evidence and black-box provenance (bench/flags.py, attacks/art_adapter.py)
     "check", "forward_predict_agreement", "queries_per_image", "blackbox_output",
     # each rate's count, denominator and 95% Wilson interval (bench/metrics.py)
     *[f"{rate}_{part}" for rate in RATES for part in ("count", "n", "ci_low", "ci_high")],

@@ -32,7 +32,7 @@ from attacks.art_adapter import ART_VERSION, art_classifier, blackbox_classifier
 from attacks.catalog import default_params, sweep_budgets
 from bench.cache import (Cache, adversarial_claims, array_fingerprint, config_hash, default_cache_dir,
                          ensure_writable)
-from bench.checks import MORE_STEPS, more_steps_name
+from bench.flags import MORE_STEPS, more_steps_name
 from bench.datasets import Dataset, load_dataset, validate_dataset_name
 from bench.devices import describe, resolve_device
 from bench.errors import BenchError
@@ -56,7 +56,7 @@ class Cell:
     it carries what any worker process needs to rebuild that model.  A
     minimal-perturbation attack's ``eps`` is the budget (in its own norm) its
     one run is scored at.  ``check`` names a sanity cell the red flags add
-    (``bench.checks``): ``large-eps`` or ``more-steps``; empty for asked-for cells."""
+    (``bench.flags``): ``large-eps`` or ``more-steps``; empty for asked-for cells."""
 
     dataset: str
     defense: str

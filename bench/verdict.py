@@ -3,7 +3,7 @@ case per image (``OUT/summary.csv``), so reports and notebooks read the verdict 
 line printed.  ``bench.api.run_cells`` (``bench run``, ``bench.benchmark``) calls these after
 the grid and its sanity cells.
 
-:func:`probe_defenses` measures AutoAttack's model checks (``bench.checks.probe_model``) on
+:func:`probe_defenses` measures AutoAttack's model checks (``bench.flags.probe_model``) on
 each defense's evaluated images; :func:`save_verdict` writes both files for the whole run
 folder (it accumulates cells over calls, as ``results.csv`` does).
 
@@ -20,7 +20,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from bench.checks import FLAGS_FILE, probe_model, red_flags, write_flags
+from bench.flags import FLAGS_FILE, probe_model, red_flags, write_flags
 from bench.datasets import load_dataset
 from bench.devices import resolve_device
 from bench.results import ResultsStore
@@ -29,7 +29,7 @@ from bench.worst_case import summary, write_summary
 
 
 def probe_defenses(cells: Sequence[Cell], settings: Settings) -> pd.DataFrame:
-    """``bench.checks.probe_model`` on the evaluated images of each dataset × defense of ``cells``:
+    """``bench.flags.probe_model`` on the evaluated images of each dataset × defense of ``cells``:
     one row per defense (``dataset``, ``defense``, ``seed``, and the probe's counts)."""
     device = resolve_device(settings.device)
     rows, seen = [], set()

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cli import cli
-from bench.regression import IDENTITY, METRICS, identify, read_run, run_arguments
+from bench.gate import IDENTITY, METRICS, identify, read_run, run_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 

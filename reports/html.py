@@ -43,10 +43,10 @@ from attacks import REGISTRY as ATTACKS
 from attacks import ThreatModel
 from attacks.catalog import EPS, STRONG
 from bench.cache import write_bytes_atomic
-from bench.checks import read_flags
+from bench.flags import read_flags
 from bench.errors import BenchError
 from bench.metrics import with_intervals
-from bench.regression import METRICS, read_run
+from bench.gate import METRICS, read_run
 from bench.results import ResultsStore
 from bench.worst_case import ranking, read_summary, summary
 from defenses import REGISTRY as DEFENSES

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.regression import run_arguments
+from bench.gate import run_arguments
 
 BASELINE = Path(__file__).resolve().parent / "baselines" / "digits.json"
 #: The defense the weakening test breaks, and how: DunDi with a 1-dimensional embedding, which

@@ -1,4 +1,4 @@
-"""Red flags (bench/checks.py): each flag on tables that show its symptom, none on a sound
+"""Red flags (bench/flags.py): each flag on tables that show its symptom, none on a sound
 evaluation, and for real on digits: a model whose softmax saturates (the gradient masking of
 defensive distillation) is flagged, the undefended model is not."""
 
@@ -13,7 +13,7 @@ from torch import nn
 import defenses
 from attacks import ThreatModel
 from bench.cache import config_hash
-from bench.checks import FLAG_COLUMNS, FLAGS, LARGE_EPS, SANITY_DIR, red_flags, sanity_cells
+from bench.flags import FLAG_COLUMNS, FLAGS, LARGE_EPS, SANITY_DIR, red_flags, sanity_cells
 from bench.runner import Cell, Settings, make_grid, run_grid
 from defenses import Defense, FitContext
 

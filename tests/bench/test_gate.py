@@ -1,4 +1,4 @@
-"""`bench check` (bench/regression.py) against baselines written from a real digits run, with
+"""`bench check` (bench/gate.py) against baselines written from a real digits run, with
 targeted changes to its numbers."""
 
 import json
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bench.regression import cell_name, compare, parse_tolerance, read_baseline
+from bench.gate import cell_name, compare, parse_tolerance, read_baseline
 from bench.cli import cli
 from bench.errors import BenchError
 

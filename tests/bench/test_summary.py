@@ -7,7 +7,7 @@ import pandas as pd
 
 import defenses
 from attacks import ThreatModel
-from bench.checks import sanity_cells
+from bench.flags import sanity_cells
 from bench.plugins import declared
 from bench.progress import Progress
 from bench.runner import Cell

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bench.checks import FLAG_COLUMNS
+from bench.flags import FLAG_COLUMNS
 from bench.cli import cli
 from bench.metrics import wilson_interval
 from bench.results import ResultsStore
