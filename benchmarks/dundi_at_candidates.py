@@ -17,17 +17,21 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-import defenses.dundi_at as dundi_at
-from attacks import get_attack
-from attacks.art_adapter import art_classifier, run_attack
-from attacks.catalog import default_params
-from bench.cache import Cache, default_cache_dir
-from bench.datasets import load_dataset
-from bench.models import classify
-from bench.runner import trained_model
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the suite's attacks/, not benchmarks/attacks.py
+
+import defenses.dundi_at as dundi_at  # noqa: E402
+from attacks import get_attack  # noqa: E402
+from attacks.art_adapter import art_classifier, run_attack  # noqa: E402
+from attacks.catalog import default_params  # noqa: E402
+from bench.cache import Cache, default_cache_dir  # noqa: E402
+from bench.datasets import load_dataset  # noqa: E402
+from bench.models import classify  # noqa: E402
+from bench.runner import trained_model  # noqa: E402
 
 CPU = torch.device("cpu")
 
