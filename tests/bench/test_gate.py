@@ -124,6 +124,15 @@ def test_undefined_rates_match_only_undefined_rates(run):
     assert set(one_nan["finding"]) == {"undefined now"}
 
 
+def test_a_run_with_undefined_defense_rates_is_checked_not_called_damaged(run, tmp_path):
+    # A model that fools on nothing (no adversarial image fooled its source) has defense_rate 0/0.
+    out, baseline = run
+    edited = _edited(out, tmp_path, lambda frame: frame.assign(defense_rate=float("nan")))
+    result = _bench("check", edited, "--baseline", baseline)
+    assert result.exit_code == 1 and "damaged" not in result.output, result.output
+    assert "undefined now" in result.output
+
+
 def test_a_delta_exactly_at_the_tolerance_passes(run):
     out, baseline = run
     frame, cells = pd.read_csv(out / "results.csv"), read_baseline(baseline)["cells"]
