@@ -19,16 +19,9 @@ Example::
     bench.report(table.attrs["out_dir"], out="report.html")
 """
 
+# bench.api imports torch, pandas and the runner inside its functions: ``import bench`` stays cheap.
+from bench.api import benchmark, load_dataset, report
+
 __version__ = "0.1.0"
 
 __all__ = ["benchmark", "load_dataset", "report", "__version__"]
-
-
-def __getattr__(name: str):
-    # Imported on first use: defenses/ and attacks/ import bench submodules (importing the runner
-    # here would be circular), and ``import bench`` must stay cheap for the CLI.
-    if name in ("benchmark", "load_dataset", "report"):
-        from bench import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'bench' has no attribute {name!r}")

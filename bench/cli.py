@@ -59,7 +59,18 @@ def _key_values(values: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The ``bench`` group: the one place a :class:`BenchError` from a command (its options, checks
+    or the library under it) becomes click's one-line ``Error: <message>`` and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BenchError as error:
+            raise click.ClickException(error.message) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(bench.__version__, prog_name="bench")
 def cli() -> None:
     """Adversarial-robustness benchmark: defenses × ART attacks × datasets."""

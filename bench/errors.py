@@ -2,8 +2,6 @@
 
 import re
 
-import click
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TORCH_UNSAFE = re.compile(r"Weights only load failed\..*?WeightsUnpickler error: (?P<why>[^\n]*?)"
                            r"(?: was not an allowed global by default\.[^\n]*)?"
@@ -29,12 +27,14 @@ def _without_unpickling_advice(line: str) -> str:
     return " ".join(s for s in sentences if not re.search(r"weights_only`? (set to `?|=)False", s)).strip()
 
 
-class BenchError(click.ClickException):
-    """A user-facing error (bad option, missing data, mismatched model).
+class BenchError(Exception):
+    """A user-facing error (bad option, missing data, mismatched model), its message on one line.
 
-    The CLI prints ``Error: <message>`` and exits with status 1; Python callers
-    get an ordinary exception carrying the same message, always on one line.
+    Library code (``bench``, ``defenses``, ``attacks``, ``reports``) raises it; the CLI turns it,
+    in one place (``bench.cli``), into ``Error: <message>`` and exit status 1; Python callers get
+    an ordinary exception carrying the same message (also as ``.message``).
     """
 
     def __init__(self, message: str):
-        super().__init__(one_line(message))
+        self.message = one_line(message)
+        super().__init__(self.message)
