@@ -25,6 +25,9 @@ A defense is a :class:`Defense` record of plain functions:
 The runner caches trained models by a hash of dataset, defense, options and
 seed, so ``fit`` runs once per combination.
 
+:func:`defenses.contract.check_defense` checks a defense against this contract
+(run it in a plugin's tests; the suite runs it on every built-in).
+
 Every option is validated in :meth:`Defense.options`, before any work starts
 (one-line :class:`~bench.errors.BenchError` on failure): a value must have its
 default's type (an ``int`` option takes whole numbers, a ``float`` one any

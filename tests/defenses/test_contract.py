@@ -1,54 +1,68 @@
-"""The contract every registered defense plugin must pass (like scikit-learn's estimator checks).
+"""The contract every defense plugin must pass (``defenses.contract.check_defense``, like
+scikit-learn's estimator checks), on every built-in defense and on the example plugin.
 
-Each defense is built and fitted on real digits with its default options (the
-cache makes this once per session) and must give: logits of the right shape,
-input gradients that flow (so white-box attacks can attack it), labels from
-``predict`` when it has one, better-than-chance accuracy, and a ``state_dict``
-that reproduces the model through ``torch.load(weights_only=True)``.
+Each defense is fitted on real digits with its default options by the runner (the
+cache makes this once per session) and must give: float32 logits of the right
+shape, input gradients that flow (so white-box attacks can attack it), labels
+from ``predict`` when it has one, better-than-chance accuracy, and a
+``state_dict`` that reproduces the model through ``torch.load(weights_only=True)``.
+A defense that breaks a rule fails with the rule's name.
 """
 
-import io
+import importlib
+import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from bench.models import accuracy, classify
+from bench.cache import Cache, default_cache_dir
 from bench.runner import trained_model
-from defenses import REGISTRY
-from bench.cache import default_cache_dir, Cache
+from defenses import REGISTRY, Defense
+from defenses.contract import check_defense
 
 CPU = torch.device("cpu")
+EXAMPLE = Path(__file__).parents[1] / "plugins" / "bench_example_plugin"
 
 
-@pytest.fixture(scope="module", params=sorted(REGISTRY))
-def fitted(request, digits):
-    model = trained_model(digits, request.param, {}, 0, CPU, Cache(default_cache_dir()), False)
-    return request.param, model.module
+def _example_defense() -> Defense:
+    """The example plugin's ``quantize``, imported from its source folder."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        return importlib.import_module("bench_example_plugin.defense").QUANTIZE
+    finally:
+        sys.path.remove(str(EXAMPLE))
 
 
-def test_forward_gives_differentiable_logits(fitted, digits):
-    _, model = fitted
-    x = torch.as_tensor(digits.x_test[:16]).requires_grad_(True)
-    logits = model(x)
-    assert logits.shape == (16, digits.num_classes)
-    assert logits.dtype == torch.float32
-    logits.gather(1, torch.as_tensor(digits.y_test[:16])[:, None]).sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+@pytest.fixture(scope="module", params=[*sorted(REGISTRY), "example:quantize"])
+def defense(request) -> Defense:
+    return _example_defense() if request.param == "example:quantize" else REGISTRY[request.param]
 
 
-def test_predictions_are_labels_and_beat_chance(fitted, digits):
-    name, model = fitted
-    labels = classify(model, digits.x_test, CPU)
-    assert labels.shape == (digits.n_test,) and set(np.unique(labels)) <= set(range(digits.num_classes))
-    assert accuracy(model, digits.x_test, digits.y_test, CPU) > 0.8, name
+def test_defense_passes_the_contract(defense, digits):
+    model = trained_model(digits, defense, {}, 0, CPU, Cache(default_cache_dir()), False).module
+    check_defense(defense, digits, model=model)
 
 
-def test_state_dict_round_trips_with_weights_only(fitted, digits):
-    name, model = fitted
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    buffer.seek(0)
-    rebuilt = REGISTRY[name].build(digits, REGISTRY[name].options(digits))
-    rebuilt.load_state_dict(torch.load(buffer, weights_only=True))
-    np.testing.assert_array_equal(classify(rebuilt, digits.x_test, CPU), classify(model, digits.x_test, CPU))
+class _Detached(nn.Module):
+    """A classifier whose logits do not depend on the input through autograd."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x).detach()
+
+
+def test_a_broken_defense_fails_naming_the_rule(digits):
+    none = REGISTRY["none"]
+    trained = trained_model(digits, none, {}, 0, CPU, Cache(default_cache_dir()), False).module
+    broken = Defense(name="detached", summary="-", reference="-", defaults=none.defaults, fit=none.fit,
+                     build=lambda data, options: _Detached(none.build(data, options)))
+    model = _Detached(trained)
+    with pytest.raises(AssertionError, match="defense 'detached' breaks the contract rule 'gradients'"):
+        check_defense(broken, digits, model=model)
+    with pytest.raises(AssertionError, match="breaks the contract rule 'record': expected a defenses.Defense"):
+        check_defense(none.build, digits, model=trained)
