@@ -23,12 +23,15 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from reports.tables import NORM_NAMES  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
 
 #: Colour maps: sequential for fractions (high = robust), diverging around 0 for differences.
 FRACTION_CMAP = "viridis"
 DELTA_CMAP = "RdBu"
-NORM_NAMES = {"linf": "L∞", "l2": "L2", "l0": "L0"}
+#: Smallest font of a chart's labels (points): charts grow instead of shrinking their text.
+MIN_FONT = 9
 
 
 def heatmap(table: pd.DataFrame, title: str) -> Figure:
@@ -41,10 +44,23 @@ def heatmap(table: pd.DataFrame, title: str) -> Figure:
                               layout="constrained")
     sns.heatmap(table.astype(float), vmin=0, vmax=1, cmap=FRACTION_CMAP, annot=True, fmt=".2f",
                 linewidths=0.5, ax=ax)
-    ax.set(title=title, xlabel="attack", ylabel="defense")
+    ax.set(title=title, xlabel="attack, norm and budget", ylabel="defense")
     ax.tick_params(axis="x", rotation=30)
     ax.tick_params(axis="y", rotation=0)
     return figure
+
+
+def cell_boxes(figure: Figure, table: pd.DataFrame) -> dict[tuple, tuple[float, float, float, float]]:
+    """Where each cell of a :func:`heatmap` of ``table`` lies in its image, in percent of the image:
+    ``{(row label, column label): (left, top, width, height)}``, so HTML can lay links over the
+    cells that scale with the image."""
+    figure.canvas.draw()  # apply the constrained layout
+    box = figure.axes[0].get_position()
+    rows, columns = table.shape
+    width, height = box.width / columns, box.height / rows
+    return {(row, column): (100 * (box.x0 + j * width), 100 * (1 - box.y1 + i * height),
+                            100 * width, 100 * height)
+            for i, row in enumerate(table.index) for j, column in enumerate(table.columns)}
 
 
 def delta_heatmap(table: pd.DataFrame, title: str, value: str) -> Figure:
@@ -93,7 +109,7 @@ def robustness_curves(frame: pd.DataFrame, value: str, title: str) -> Figure:
         norm = panel["norm"].iloc[0]
         sizes = sorted({int(n) for n in panel["n"].dropna()}) if "n" in panel else []
         count = "" if not sizes else f" (n = {sizes[0]})" if len(sizes) == 1 else f" (n = {sizes[0]}–{sizes[-1]})"
-        ax.set(title=attack + count, xlabel=f"ε ({NORM_NAMES.get(norm, norm)})", ylabel=value.replace("_", " "),
+        ax.set(title=f"{attack} {NORM_NAMES.get(norm, norm)}{count}", xlabel=f"ε ({NORM_NAMES.get(norm, norm)})", ylabel=value.replace("_", " "),
                ylim=(-0.02, 1.02))
     axes[0][-1].legend(title="defense", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     figure.suptitle(title + "   (bars: 95% Wilson intervals)")
@@ -146,14 +162,17 @@ def attack_times(frame: pd.DataFrame, title: str) -> Figure:
     """Seconds each attack took to craft its examples (log scale), one bar per model attacked.
 
     ``frame``: one row per set of examples with columns ``attack``, ``defense``
-    (the model they were crafted on) and ``attack_seconds``.
+    (the model they were crafted on) and ``attack_seconds``.  The bars are
+    horizontal and the figure grows with their number, so its labels keep
+    :data:`MIN_FONT` however many attacks a run has.
     """
-    attacks = frame["attack"].nunique()
-    figure, ax = plt.subplots(figsize=(1.4 * max(attacks, 2) + 3.2, 3.0), layout="constrained")
-    sns.barplot(data=frame, x="attack", y="attack_seconds", hue="defense", ax=ax)
-    ax.set(title=title, xlabel="", ylabel="seconds", yscale="log")
-    ax.tick_params(axis="x", rotation=30)
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="crafted on")
+    bars = max(len(frame), 2)
+    figure, ax = plt.subplots(figsize=(7.2, 1.2 + 0.2 * bars), layout="constrained")
+    sns.barplot(data=frame, y="attack", x="attack_seconds", hue="defense", orient="h", ax=ax)
+    ax.set(title=title, ylabel="", xlabel="seconds (log scale)", xscale="log")
+    ax.tick_params(labelsize=MIN_FONT)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="crafted on",
+                    fontsize=MIN_FONT, title_fontsize=MIN_FONT)
     return figure
 
 
@@ -167,8 +186,8 @@ def gallery(rows: list[dict], title: str) -> Figure:
     Predictions the defense got wrong are titled in red.
     """
     images = max(len(row["x"]) for row in rows)
-    figure, axes = plt.subplots(len(rows), 3 * images, squeeze=False,
-                                figsize=(0.95 * 3 * images + 0.9, 1.25 * len(rows) + 0.5))
+    figure, axes = plt.subplots(len(rows), 3 * images, squeeze=False, layout="constrained",
+                                figsize=(0.95 * 3 * images + 1.6, 1.25 * len(rows) + 0.7))
     for line, row in zip(axes, rows):
         line[0].set_ylabel(row["label"], rotation=0, ha="right", va="center", fontsize=9)
         for i in range(images):
@@ -190,8 +209,9 @@ def gallery(rows: list[dict], title: str) -> Figure:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
+    # The constrained layout keeps the title above the first row's labels (tight_layout ignores it).
     figure.suptitle(title + "   (true→predicted; red: wrong)", fontsize=10)
-    figure.tight_layout(pad=0.3, h_pad=0.6, w_pad=0.2)
+    figure.get_layout_engine().set(w_pad=0.02, h_pad=0.04, hspace=0.02, wspace=0.02)
     return figure
 
 

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import pandas as pd
 
+#: How each norm of ``results.csv``'s ``norm`` column is written in labels and axes.
+NORM_NAMES = {"linf": "L∞", "l2": "L2", "l0": "L0"}
+
+
+def norm_name(norm) -> str:
+    """``L∞`` for ``linf`` (the name as given when unknown; empty when missing)."""
+    return "" if norm is None or pd.isna(norm) else NORM_NAMES.get(norm, str(norm))
+
 
 def attack_label(row: pd.Series) -> str:
-    """``pgd`` or ``pgd@0.3``: the attack, with its budget when it has one."""
-    eps = row.get("eps")
-    return row["attack"] if pd.isna(eps) else f"{row['attack']}@{eps:.3g}"
+    """``pgd L∞ ε=0.3``: the attack, the norm of its budget, and the budget when it has one
+    (``deepfool L2``: a minimal attack's unbudgeted row, or a bounded attack at its default)."""
+    eps, norm = row.get("eps"), norm_name(row.get("norm"))
+    base = f"{row['attack']} {norm}" if norm else row["attack"]
+    return base if pd.isna(eps) else f"{base} ε={eps:.3g}"
 
 
 def summary_table(frame: pd.DataFrame, value: str = "robust_accuracy") -> pd.DataFrame:
