@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -36,7 +37,7 @@ import jinja2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 import bench
 from attacks import REGISTRY as ATTACKS
@@ -47,11 +48,12 @@ from bench.flags import read_flags
 from bench.errors import BenchError
 from bench.metrics import with_intervals
 from bench.gate import METRICS, read_run
+from bench.provenance import read_invocations
 from bench.results import ResultsStore
 from bench.worst_case import ranking, read_summary, summary
 from defenses import REGISTRY as DEFENSES
 from reports import plots
-from reports.tables import attack_label
+from reports.tables import attack_label, norm_name
 
 #: The heatmaps and tables each threat model gets, in order (the first is its headline metric).
 METRICS_BY_THREAT = {
@@ -60,6 +62,8 @@ METRICS_BY_THREAT = {
 }
 #: Images per attack in a gallery (the run stores the first 8 evaluated).
 GALLERY_SHOWN = 4
+#: Rows of the perturbation table shown before the rest are folded away.
+PERTURBATION_SHOWN = 10
 #: Columns of the "all cells" table at the end of each run.
 ALL_CELLS_COLUMNS = ["dataset", "threat_model", "defense_label", "attack_label", "n_eval", "clean_accuracy",
                      "robust_accuracy", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
@@ -84,7 +88,8 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
                          if len(frame) else pd.Series(dtype=str))
     # A minimal-perturbation attack runs once; its budget rows only score that run differently.
     minimal = frame["attack"].map(lambda name: name in ATTACKS and not ATTACKS[name].bounded)
-    frame["examples"] = frame["attack_label"].where(~minimal, frame["attack"])
+    frame["examples"] = frame["attack_label"].where(~minimal, frame["attack_label"].str.replace(
+        r" ε=.*", "", regex=True))
     frame = frame.sort_values(["dataset", "threat_model", "defense_label", "attack_label"],
                               key=_display_order, kind="stable", ignore_index=True)
     return Run(name or Path(path).name or str(path), frame, ResultsStore(path))
@@ -119,10 +124,16 @@ def _defense_rank(label: str) -> tuple:
 
 
 def _attack_rank(label: str) -> tuple:
-    """Registry order, ε ascending within an attack (``fgsm@0.1`` before ``fgsm@0.3``)."""
+    """Registry order, ε ascending within an attack (``fgsm L∞ ε=0.1`` before ``fgsm L∞ ε=0.3``;
+    an unbudgeted row first)."""
     names = list(ATTACKS)
-    name, _, eps = label.partition("@")
+    name, eps = label.partition(" ")[0], label.partition("ε=")[2]
     return (names.index(name) if name in names else len(names), name, float(eps) if eps else 0.0)
+
+
+def anchor(*parts) -> str:
+    """An HTML id from ``parts`` (``run-1-digits-whitebox-linf``): letters, digits and dashes."""
+    return "-".join(re.sub(r"[^A-Za-z0-9]+", "-", str(part)).strip("-") or "x" for part in parts)
 
 
 def _threat_rank(name: str) -> tuple:
@@ -176,7 +187,9 @@ def styled(table: pd.DataFrame, gradient: str | None = plots.FRACTION_CMAP, vmin
            vmax: float = 1.0, precision: int = 3) -> Markup:
     """``table`` as HTML with numbers rounded and (optionally) cells shaded like the heatmaps."""
     style = table.style.format(precision=precision, na_rep="–").set_table_attributes('class="data"')
-    if table.index.nlevels == 1:  # one index level: its name would only add an empty header row
+    if isinstance(table.index, pd.RangeIndex):  # a flat table: no row labels
+        style = style.hide(axis="index")
+    elif table.index.nlevels == 1:  # one index level: its name would only add an empty header row
         style = style.hide(axis="index", names=True)
     if gradient:
         numeric = table.select_dtypes("number").columns
@@ -184,9 +197,14 @@ def styled(table: pd.DataFrame, gradient: str | None = plots.FRACTION_CMAP, vmin
     return Markup(style.to_html())
 
 
-def styled_text(texts: pd.DataFrame, values: pd.DataFrame, gradient: str = plots.FRACTION_CMAP) -> Markup:
+def styled_text(texts: pd.DataFrame, values: pd.DataFrame, gradient: str = plots.FRACTION_CMAP,
+                links: dict[str, str] | None = None) -> Markup:
     """The text table ``texts`` as HTML, each cell shaded by the number in ``values`` (same shape),
-    on [0, 1] like the heatmaps."""
+    on [0, 1] like the heatmaps; with ``links`` ({row label: "#anchor"}) a row's cells link there."""
+    if links:
+        texts = texts.apply(lambda column: pd.Series(
+            [Markup('<a href="{}">{}</a>').format(links[row], text) if row in links else escape(text)
+             for row, text in column.items()], index=column.index, dtype=object))
     style = texts.style.set_table_attributes('class="data"')
     if texts.index.nlevels == 1:
         style = style.hide(axis="index", names=True)
@@ -200,10 +218,15 @@ def _unique(values: pd.Series) -> str:
 
 
 def metadata(run: Run) -> dict:
-    """What produced the run: versions, device, seeds, when, and its datasets with provenance."""
+    """What produced the run: versions, device, seeds, when, the command lines and git commit
+    that filled the folder (``bench.provenance``), and its datasets with provenance."""
     frame = run.frame
+    invocations = read_invocations(run.store.out_dir)
+    last = invocations[-1] if invocations else {}
     facts = {
         "run folder": str(run.store.out_dir),
+        "command": last.get("command") or "not recorded (a run folder from before invocations were recorded)",
+        "git commit": last.get("git_commit") or ("not recorded" if not last else "not a git checkout"),
         "cells": str(len(frame)),
         "finished": f"{frame['finished_at'].min()} … {frame['finished_at'].max()}" if len(frame) else "–",
         "suite version": _unique(frame["suite_version"]),
@@ -224,40 +247,59 @@ def metadata(run: Run) -> dict:
         unique = frame.drop_duplicates(["dataset", label])
         return {f"{row['dataset']} · {row[label]}": row[column] for _, row in unique.iterrows()}
 
-    return {"facts": facts, "datasets": datasets, "defense_options": per("defense_label", "defense_options"),
+    return {"facts": facts, "invocations": invocations, "datasets": datasets,
+            "defense_options": per("defense_label", "defense_options"),
             "attack_params": per("attack_label", "attack_params")}
 
 
-def threat_sections(frame: pd.DataFrame, dataset: str) -> list[dict]:
-    """Per threat model: a heatmap and a table for each of its metrics, and ε curves if swept."""
+def threat_sections(frame: pd.DataFrame, dataset: str, prefix: str,
+                    galleries: dict[tuple[str, str], str]) -> list[dict]:
+    """Per threat model, and within it per norm of the attacks' budgets (an L2 attack's budgets
+    never share a heatmap with L∞ ones): a heatmap for each of its metrics whose cells link to
+    the defense's gallery (``galleries``: {(threat, defense label): anchor}), the same numbers
+    as a table with intervals and n, and ε curves if swept.  Ids start with ``prefix``."""
     sections = []
-    for threat, cells in frame.groupby("threat_model", sort=False):
-        blocks = []
-        for metric in METRICS_BY_THREAT.get(threat, ("robust_accuracy",)):
-            table = grid(cells, metric)
-            sizes = sorted({int(n) for n in cells[f"{metric}_n"].dropna()})
-            count = "" if not sizes else f" (n = {sizes[0]})" if len(sizes) == 1 else \
-                f" (n = {sizes[0]}–{sizes[-1]})"
-            title = f"{dataset} · {threat} · {metric.replace('_', ' ')}{count}"
-            first = cells.drop_duplicates("defense_label").set_index("defense_label")
-            clean_text = pd.Series([with_interval(row["clean_accuracy"], row["clean_accuracy_ci_low"],
-                                                  row["clean_accuracy_ci_high"], row["clean_accuracy_n"])
-                                    for _, row in first.iterrows()], index=first.index, name="clean")
-            values = pd.concat([first["clean_accuracy"].rename("clean"), table], axis=1).rename_axis("defense")
-            texts = pd.concat([clean_text, interval_grid(cells, metric)], axis=1).rename_axis("defense")
-            blocks.append({"metric": metric, "heatmap": figure_uri(plots.heatmap(table, title)),
-                           "table": styled_text(texts.reindex_like(values).fillna("–"), values)})
-        swept = cells[cells["eps"].notna()].groupby("attack").filter(lambda g: g["eps"].nunique() > 1)
-        curves = None
-        if len(swept):
-            lines = swept[["attack", "norm", "eps", "defense_label", "robust_accuracy", "robust_accuracy_ci_low",
-                           "robust_accuracy_ci_high", "robust_accuracy_n"]].rename(
-                columns={"defense_label": "defense", "robust_accuracy_ci_low": "ci_low",
-                         "robust_accuracy_ci_high": "ci_high", "robust_accuracy_n": "n"})
-            curves = figure_uri(plots.robustness_curves(lines, "robust_accuracy",
-                                                        f"{dataset} · {threat}: accuracy vs ε"))
-        sections.append({"threat": threat, "blocks": blocks, "curves": curves})
+    for threat, by_threat in frame.groupby("threat_model", sort=False):
+        norms = []
+        for norm, cells in by_threat.groupby(by_threat["norm"].fillna(""), sort=False):
+            norms.append(_norm_section(cells, dataset, threat, norm, anchor(prefix, threat, norm or "any"),
+                                       {d: a for (t, d), a in galleries.items() if t == threat}))
+        sections.append({"threat": threat, "id": anchor(prefix, threat), "norms": norms})
     return sections
+
+
+def _norm_section(cells: pd.DataFrame, dataset: str, threat: str, norm: str, section_id: str,
+                  galleries: dict[str, str]) -> dict:
+    """One threat model's cells of one norm (see :func:`threat_sections`)."""
+    name = norm_name(norm) or "no norm"
+    blocks = []
+    for metric in METRICS_BY_THREAT.get(threat, ("robust_accuracy",)):
+        table = grid(cells, metric)
+        sizes = sorted({int(n) for n in cells[f"{metric}_n"].dropna()})
+        count = "" if not sizes else f" (n = {sizes[0]})" if len(sizes) == 1 else \
+            f" (n = {sizes[0]}–{sizes[-1]})"
+        title = f"{dataset} · {threat} · {name} · {metric.replace('_', ' ')}{count}"
+        first = cells.drop_duplicates("defense_label").set_index("defense_label")
+        clean_text = pd.Series([with_interval(row["clean_accuracy"], row["clean_accuracy_ci_low"],
+                                              row["clean_accuracy_ci_high"], row["clean_accuracy_n"])
+                                for _, row in first.iterrows()], index=first.index, name="clean")
+        values = pd.concat([first["clean_accuracy"].rename("clean"), table], axis=1).rename_axis("defense")
+        texts = pd.concat([clean_text, interval_grid(cells, metric)], axis=1).rename_axis("defense")
+        figure = plots.heatmap(table, title)
+        links = [{"href": galleries[row], "box": box, "title": f"{row} · {column}: gallery"}
+                 for (row, column), box in plots.cell_boxes(figure, table).items() if row in galleries]
+        blocks.append({"metric": metric, "heatmap": figure_uri(figure), "links": links,
+                       "table": styled_text(texts.reindex_like(values).fillna("–"), values, links=galleries)})
+    swept = cells[cells["eps"].notna()].groupby("attack").filter(lambda g: g["eps"].nunique() > 1)
+    curves = None
+    if len(swept):
+        lines = swept[["attack", "norm", "eps", "defense_label", "robust_accuracy", "robust_accuracy_ci_low",
+                       "robust_accuracy_ci_high", "robust_accuracy_n"]].rename(
+            columns={"defense_label": "defense", "robust_accuracy_ci_low": "ci_low",
+                     "robust_accuracy_ci_high": "ci_high", "robust_accuracy_n": "n"})
+        curves = figure_uri(plots.robustness_curves(lines, "robust_accuracy",
+                                                    f"{dataset} · {threat}: accuracy vs {name} ε"))
+    return {"norm": name, "id": section_id, "blocks": blocks, "curves": curves}
 
 
 def crafted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -272,10 +314,12 @@ def crafted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def perturbation_section(run: Run, frame: pd.DataFrame, dataset: str) -> dict:
-    """Perturbation sizes (per image) and attack times of one dataset, by crafting model."""
+    """Perturbation sizes (per image) and attack times of one dataset, by crafting model; the table's
+    first :data:`PERTURBATION_SHOWN` rows (the slowest attacks) and the rest folded."""
     sets = crafted(frame)
-    table = sets.set_index(["crafted_on", "examples"])[["mean_l2", "mean_linf", "mean_l0", "attack_seconds"]]
-    table.index.names = ["crafted on", "attack"]
+    table = sets[["crafted_on", "examples", "mean_l2", "mean_linf", "mean_l0", "attack_seconds"]].rename(
+        columns={"crafted_on": "crafted on", "examples": "attack"}).sort_values(
+        "attack_seconds", ascending=False, kind="stable")
     norms = []
     for row in sets.itertuples():
         arrays = _arrays(run, row.cell_key)
@@ -290,12 +334,15 @@ def perturbation_section(run: Run, frame: pd.DataFrame, dataset: str) -> dict:
     if norms:
         sizes = figure_uri(plots.perturbation_sizes(pd.concat(norms, ignore_index=True),
                                                     f"{dataset}: perturbation per image"))
-    return {"table": styled(table, gradient=None), "sizes": sizes,
-            "times": figure_uri(plots.attack_times(times, f"{dataset}: attack time"))}
+    shown, rest = table.iloc[:PERTURBATION_SHOWN], table.iloc[PERTURBATION_SHOWN:]
+    return {"table": styled(shown.reset_index(drop=True), gradient=None), "rows": len(table), "table_rows": len(shown),
+            "rest": styled(rest.reset_index(drop=True), gradient=None) if len(rest) else None,
+            "sizes": sizes, "times": figure_uri(plots.attack_times(times, f"{dataset}: attack time"))}
 
 
-def gallery_section(run: Run, frame: pd.DataFrame, dataset: str) -> list[dict]:
-    """One gallery per threat model and defense: each attack's first images, labelled."""
+def gallery_section(run: Run, frame: pd.DataFrame, dataset: str, prefix: str) -> list[dict]:
+    """One gallery per threat model and defense: each attack's first images, labelled; each with
+    an id (starting with ``prefix``) that heatmap and table cells link to."""
     galleries = []
     for (threat, defense), cells in frame.groupby(["threat_model", "defense_label"], sort=False):
         rows = []
@@ -309,7 +356,7 @@ def gallery_section(run: Run, frame: pd.DataFrame, dataset: str) -> list[dict]:
                          "pred_clean": arrays["pred_clean"][shown], "pred_adv": arrays["pred_adv"][shown]})
         if rows:
             title = f"{dataset} · {threat} · {defense}"
-            galleries.append({"threat": threat, "defense": defense,
+            galleries.append({"threat": threat, "defense": defense, "id": anchor(prefix, "gallery", threat, defense),
                               "image": figure_uri(plots.gallery(rows, title))})
     return galleries
 
@@ -322,22 +369,24 @@ def _arrays(run: Run, cell_key: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def run_section(run: Run) -> dict:
-    """Everything the template shows for one run."""
+def run_section(run: Run, index: int) -> dict:
+    """Everything the template shows for one run (its ids start with ``run-INDEX``)."""
     datasets = []
     for dataset, frame in run.frame.groupby("dataset", sort=False):
+        prefix = anchor("run", index, dataset)
+        galleries = gallery_section(run, frame, dataset, prefix)
+        links = {(g["threat"], g["defense"]): "#" + g["id"] for g in galleries}
         datasets.append({
-            "name": dataset,
+            "name": dataset, "id": prefix,
             "subset": bool(frame["dataset_is_subset"].astype(bool).any()),
-            "threats": threat_sections(frame, dataset),
+            "threats": threat_sections(frame, dataset, prefix, links),
             "perturbation": perturbation_section(run, frame, dataset),
-            "galleries": gallery_section(run, frame, dataset),
+            "galleries": galleries,
         })
     cells = run.frame[ALL_CELLS_COLUMNS].rename(columns={"defense_label": "defense",
                                                           "attack_label": "attack"})
-    return {"name": run.name, "metadata": metadata(run), "datasets": datasets,
-            "all_cells": styled(cells.set_index(["dataset", "threat_model", "defense", "attack"]),
-                                gradient=None)}
+    return {"name": run.name, "id": anchor("run", index), "metadata": metadata(run), "datasets": datasets,
+            "all_cells": styled(cells.reset_index(drop=True), gradient=None)}
 
 
 def flags_section(run: Run) -> dict:
@@ -395,7 +444,7 @@ def ranking_section(run: Run, flags: dict) -> list[dict]:
                 "broken_by": "; ".join(row["broken_by"].split("; ")[:3]) if isinstance(row["broken_by"], str) else "",
             })
         budgets = rows[rows["dataset"] == dataset].assign(
-            budget=lambda f: f["norm"].map(plots.NORM_NAMES).fillna(f["norm"]) + " " + f["eps"].map("{:.3g}".format))
+            budget=lambda f: f["norm"].map(plots.NORM_NAMES).fillna(f["norm"]) + " ε=" + f["eps"].map("{:.3g}".format))
         every = budgets.pivot_table(index="defense", columns=["budget", "scope"], values="worst_case_accuracy",
                                     aggfunc="first")
         texts = budgets.assign(text=[with_interval(r["worst_case_accuracy"], r["worst_case_accuracy_ci_low"],
@@ -406,7 +455,8 @@ def ranking_section(run: Run, flags: dict) -> list[dict]:
         every, texts = every.reindex(order), texts.reindex(index=order, columns=every.columns)
         title = f"{dataset}: worst case at {plots.NORM_NAMES.get(norm, norm)} ε = {eps:.3g}, any threat model"
         bars = block.assign(defense=[line["defense"] for line in lines])
-        sections.append({"dataset": dataset, "budget": f"{plots.NORM_NAMES.get(norm, norm)} ε = {eps:.3g}",
+        sections.append({"dataset": dataset, "id": anchor("ranking", run.name, dataset),
+                         "budget": f"{plots.NORM_NAMES.get(norm, norm)} ε = {eps:.3g}",
                          "lines": lines, "bars": figure_uri(plots.ranking_bars(bars, title)),
                          "every": styled_text(texts.fillna("–"), every) if len(every) else None})
     return sections
@@ -415,9 +465,9 @@ def ranking_section(run: Run, flags: dict) -> list[dict]:
 COMPARED = ["dataset", "threat_model", "defense_label", "attack_label"]
 
 
-def comparison_table(reference: Run, other: Run) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def comparison_table(reference: Run, other: Run) -> tuple[pd.DataFrame, dict[str, list[tuple]]]:
     """Cells of both runs with each metric side by side and ``Δ = other − reference``; and the
-    cells only one run has (``{run name: ["dataset / threat / defense / attack", ...]}``)."""
+    cells only one run has (``{run name: [(dataset, threat model, defense, attack), ...]}``)."""
     merged = reference.frame.merge(other.frame, on=COMPARED, how="outer", suffixes=(" ref", " now"),
                                    indicator=True)
     both = merged[merged["_merge"] == "both"].sort_values(COMPARED, key=_display_order, kind="stable")
@@ -428,8 +478,9 @@ def comparison_table(reference: Run, other: Run) -> tuple[pd.DataFrame, dict[str
         columns[(metric, "Δ")] = (both[f"{metric} now"] - both[f"{metric} ref"]).to_numpy()
         columns[(metric, "reading")] = [difference_reading(row, metric) for _, row in both.iterrows()]
     index = pd.MultiIndex.from_frame(both[COMPARED], names=["dataset", "threat model", "defense", "attack"])
-    only = {name: [" / ".join(str(v) for v in row) for row in
-                   merged.loc[merged["_merge"] == kind, COMPARED].itertuples(index=False)]
+    only = {name: [tuple(str(v) for v in row) for row in
+                   merged.loc[merged["_merge"] == kind, COMPARED].sort_values(
+                       COMPARED, key=_display_order, kind="stable").itertuples(index=False)]
             for name, kind in ((reference.name, "left_only"), (other.name, "right_only"))}
     return pd.DataFrame(columns, index=index), only
 
@@ -459,12 +510,16 @@ def comparison(reference: Run, other: Run) -> dict:
     table, and the cells only one run has."""
     table, only = comparison_table(reference, other)
     deltas = [column for column in table.columns if column[1] == "Δ"]
-    style = (table.style.format(precision=3, na_rep="–").set_table_attributes('class="data"')
+    flat = table.reset_index()  # one row per cell, no merged row labels: a table that sorts
+    style = (flat.style.format(precision=3, na_rep="–").set_table_attributes('class="data"').hide(axis="index")
              .background_gradient(cmap=plots.DELTA_CMAP, vmin=-1, vmax=1, subset=deltas))
     readings = table[[column for column in table.columns if column[1] == "reading"]]
     within = int(readings.apply(lambda c: c.str.startswith("within")).to_numpy().sum())
     beyond = int(readings.apply(lambda c: c.str.startswith("beyond")).to_numpy().sum())
-    n_differs = int(readings.apply(lambda c: c.str.contains("n differs")).any(axis=1).sum())
+    differs = readings.apply(lambda c: c.str.contains("n differs")).any(axis=1)
+    n_differs = int(differs.sum())
+    n_pairs = sorted({reading.partition("n differs: ")[2] for reading in readings[differs].to_numpy().ravel()
+                      if "n differs" in reading})
     heatmaps = []
     for (dataset, threat), cells in table.groupby(level=["dataset", "threat model"], sort=False):
         metric = METRICS_BY_THREAT.get(threat, ("robust_accuracy",))[0]
@@ -475,7 +530,8 @@ def comparison(reference: Run, other: Run) -> dict:
         heatmaps.append(figure_uri(plots.delta_heatmap(
             grid(delta, "delta"), f"{dataset} · {threat}: {other.name} − {reference.name}{note}", metric)))
     return {"reference": reference.name, "other": other.name, "table": Markup(style.to_html()),
-            "heatmaps": heatmaps, "only": only, "within": within, "beyond": beyond, "n_differs": n_differs}
+            "heatmaps": heatmaps, "only": only, "within": within, "beyond": beyond, "n_differs": n_differs,
+            "n_pairs": n_pairs, "id": anchor("comparison", other.name)}
 
 
 def render(runs: Sequence[Run]) -> str:
@@ -489,7 +545,7 @@ def render(runs: Sequence[Run]) -> str:
         suite_version=bench.__version__,
         flags=(flags := [flags_section(run) for run in runs]),
         rankings=[{"name": run.name, "datasets": ranking_section(run, found)} for run, found in zip(runs, flags)],
-        runs=[run_section(run) for run in runs],
+        runs=[run_section(run, index) for index, run in enumerate(runs, 1)],
         comparisons=[comparison(runs[0], run) for run in runs[1:]],
     )
 

@@ -18,6 +18,7 @@ from bench.results import ResultsStore
 from bench.worst_case import summary
 from reports import plots
 from reports.html import comparison_table, defense_labels, difference_reading, grid, load_run
+from reports.tables import attack_label
 
 DEFENSES = "none,adv-fgsm"
 ATTACKS = "fgsm,deepfool"
@@ -48,12 +49,16 @@ def test_report_is_one_self_contained_file(runs):
     html = report.read_text()
     sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
     assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
-    # Nothing to fetch: no scripts, stylesheets, fonts or remote URLs at all.
-    assert not re.search(r"<script|<link|@import|url\(|https?://", html)
+    # Nothing to fetch: one inline script (sorting, opening galleries), no stylesheet, font or URL.
+    assert re.findall(r"<script[^>]*>", html) == ["<script>"]
+    assert not re.search(r"<link|@import|url\(|https?://", html)
     alts = re.findall(r'alt="([^"]+)"', html)
-    # 2 datasets×threat heatmaps for transfer (defense rate, robust accuracy) + 1 for white-box;
-    # ε-curves per threat model; a gallery per threat model × defense; sizes and times.
-    assert sum(a.startswith("heatmap of") for a in alts) == 3
+    # Per threat model and norm (fgsm's L∞ budgets apart from deepfool's unbudgeted L2 row): a
+    # heatmap for white-box, two for transfer (defense rate, robust accuracy); ε-curves for fgsm
+    # under each threat model (deepfool was asked for no L2 budget); a gallery per threat model ×
+    # defense; sizes and times.
+    assert sum(a.startswith("heatmap of") for a in alts) == 2 * 3
+    assert {a.rpartition(", ")[2] for a in alts if a.startswith("heatmap of")} == {"L∞", "L2"}
     assert sum(a.startswith("robustness curves") for a in alts) == 2
     assert sum(a.startswith("gallery digits") for a in alts) == 4
     assert sum(a.startswith("perturbation sizes") for a in alts) == 1
@@ -61,6 +66,9 @@ def test_report_is_one_self_contained_file(runs):
     assert "delta heatmap" not in alts and "Comparison" not in html
     for fact in ("torch", "ART", "sklearn", "1.20.1", "adv-fgsm"):
         assert fact in html
+    # Provenance: the command line and the suite's git commit (OUT/invocations.jsonl).
+    assert re.search(r"<dt>command</dt><dd>[^<]+</dd>", html)
+    assert re.search(r"<dt>git commit</dt><dd>[0-9a-f]{40}(-dirty)?</dd>", html)
 
 
 def test_several_runs_are_shown_and_compared(runs):
@@ -68,7 +76,7 @@ def test_several_runs_are_shown_and_compared(runs):
     html = compared.read_text()
     alts = re.findall(r'alt="([^"]+)"', html)
     assert sum(a == "delta heatmap" for a in alts) == 2  # white-box and transfer
-    assert sum(a.startswith("heatmap of") for a in alts) == 3 + 3  # each run's own
+    assert sum(a.startswith("heatmap of") for a in alts) == 6 + 6  # each run's own
     assert "Comparison with digits" in html and "digits-weak vs digits" in html
 
 
@@ -79,13 +87,11 @@ def test_tables_and_heatmaps_show_the_runs_numbers(runs):
     white = run.frame[run.frame["threat_model"] == "whitebox"]
     table = grid(white, "robust_accuracy")
     assert list(table.index) == ["none", "adv-fgsm"]  # registry order
-    # Registry order (fgsm before deepfool), budgets ascending; deepfool's one run also scored at L2 budgets.
-    columns = [(label.partition("@")[0], float(label.partition("@")[2] or 0)) for label in table.columns]
-    assert columns[:3] == [("fgsm", 0.1), ("fgsm", 0.3), ("deepfool", 0.0)]
-    assert columns[3:] == sorted(columns[3:]) and {name for name, _ in columns[3:]} == {"deepfool"}
-    for row in csv[csv["threat_model"] == "whitebox"].itertuples():
-        label = row.attack if pd.isna(row.eps) else f"{row.attack}@{row.eps:g}"
-        assert table.loc[row.defense, label] == row.robust_accuracy
+    # Registry order (fgsm before deepfool), budgets ascending, every column naming its norm;
+    # --eps (L∞) asks for no L2 budget, so deepfool has its unbudgeted row only.
+    assert list(table.columns) == ["fgsm L∞ ε=0.1", "fgsm L∞ ε=0.3", "deepfool L2"]
+    for _, row in csv[csv["threat_model"] == "whitebox"].iterrows():
+        assert table.loc[row["defense"], attack_label(row)] == row["robust_accuracy"]
     figure = plots.heatmap(table, "digits · whitebox · robust accuracy")
     shown = [text.get_text() for text in figure.axes[0].texts]
     assert shown == [f"{v:.2f}" for v in table.to_numpy().ravel()]
@@ -233,12 +239,13 @@ def test_report_of_a_folder_without_results_is_a_one_line_error(tmp_path):
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)
 
-# Appended to a copy of the report: after load, write what the page shows into the DOM.
+# Appended to a copy of the report: after load, write what the page shows into the DOM; then sort a
+# table, follow the last gallery's link, open every <details> and measure what overflows.
 PROBE = """<script>
 window.addEventListener("load", () => {
   const images = [...document.images];
   const shown = (el) => { const r = el.getBoundingClientRect(); return r.width > 50 && r.height > 50; };
-  document.body.setAttribute("data-probe", JSON.stringify({
+  const probe = {
     images: images.length,
     decoded: images.filter((img) => img.complete && img.naturalWidth > 0).length,
     heatmaps_shown: images.filter((img) => img.alt.startsWith("heatmap of") && shown(img)).length,
@@ -247,9 +254,42 @@ window.addEventListener("load", () => {
     first_section: document.querySelector("section").id,
     flags_top: document.getElementById("red-flags").getBoundingClientRect().top,
     tops: [...document.querySelectorAll("section")].map((s) => s.getBoundingClientRect().top),
-  }));
+    toc: [...document.querySelectorAll("#toc a")].map((a) => a.getAttribute("href")),
+    toc_missing: [...document.querySelectorAll("#toc a")].filter(
+      (a) => !document.getElementById(a.getAttribute("href").slice(1))).map((a) => a.getAttribute("href")),
+  };
+  const header = document.querySelector("#ranking th.sort:nth-child(2)");
+  const names = () => [...document.querySelectorAll("#ranking tbody tr td:nth-child(2) b")].map((b) => b.textContent);
+  const before = names();
+  header.click();
+  probe.sorted = { before, after: names(), state: header.getAttribute("aria-sort") };
+  const galleries = [...document.querySelectorAll(".galleries details")];
+  const last = galleries[galleries.length - 1];
+  probe.gallery_link = document.querySelectorAll(`a[href="#${last.id}"]`).length;
+  probe.last_gallery_open_before = last.open;
+  location.hash = last.id;
+  setTimeout(() => {
+    probe.last_gallery_open_after = last.open;
+    for (const details of document.querySelectorAll("details")) details.open = true;
+    const scrolls = (el) => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+    const boxed = (el) => { for (let node = el.parentElement; node; node = node.parentElement) if (scrolls(node)) return node; };
+    const page = document.documentElement.clientWidth;
+    probe.tables = document.querySelectorAll("table").length;
+    probe.overflowing = [...document.querySelectorAll("table")].filter((table) => {
+      const box = boxed(table);
+      return box ? box.getBoundingClientRect().right > page + 1
+                 : table.scrollWidth > table.parentElement.clientWidth || table.getBoundingClientRect().right > page + 1;
+    }).map((table) => table.querySelector("th") ? table.querySelector("th").textContent.trim() : "?");
+    probe.unboxed = [...document.querySelectorAll("table")].filter((table) => !boxed(table)).length;
+    probe.page_overflow = document.documentElement.scrollWidth - page;
+    document.body.setAttribute("data-probe", JSON.stringify(probe));
+  }, 200);
 });
 </script></body>"""
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install "
+                                    "chromium; .ci/run installs it)")
 
 
 def _chromium(tmp_path, *args):
@@ -260,23 +300,37 @@ def _chromium(tmp_path, *args):
                           env={**os.environ, "HOME": str(tmp_path)})
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; "
-                    ".ci/run installs it)")
-def test_chromium_renders_heatmaps_tables_and_gallery(flagged, tmp_path):
-    _, report = flagged
-    probed = tmp_path / "probed.html"
+def _probe(tmp_path, report, width):
+    probed = tmp_path / f"probed-{width}.html"
     probed.write_text(report.read_text().replace("</body>", PROBE))
-    page = _chromium(tmp_path, "--window-size=1400,1000", "--virtual-time-budget=10000", "--dump-dom",
+    page = _chromium(tmp_path, f"--window-size={width},1000", "--virtual-time-budget=10000", "--dump-dom",
                      probed.as_uri())
     assert page.returncode == 0, page.stderr[-2000:]
     probe = json.loads(re.search(r'data-probe="([^"]*)"', page.stdout).group(1).replace("&quot;", '"'))
+    console = [line for line in page.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    return probe
+
+
+@needs_chromium
+def test_chromium_renders_heatmaps_tables_and_gallery(flagged, tmp_path):
+    _, report = flagged
+    probe = _probe(tmp_path, report, 1400)
     assert probe["images"] == report.read_text().count("<img ") and probe["decoded"] == probe["images"], probe
-    assert probe["heatmaps_shown"] == 3 and probe["gallery_shown"] >= 1 and probe["tables_shown"] >= 4, probe
+    # Heatmaps shown, their tables a click away; the first gallery open.
+    assert probe["heatmaps_shown"] == 6 and probe["gallery_shown"] >= 1 and probe["tables_shown"] >= 1, probe
     # The red flags are the first section, laid out above every other one, on the first screen.
     assert probe["first_section"] == "red-flags" and probe["flags_top"] == min(probe["tops"]), probe
     assert 0 <= probe["flags_top"] < 1000, probe
-    console = [line for line in page.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
-    assert not console, console
+    # A table of contents down to each threat model and norm, every link landing on its section.
+    assert {"#red-flags", "#ranking"} <= set(probe["toc"]) and not probe["toc_missing"], probe
+    assert any(href.endswith("-whitebox-linf") for href in probe["toc"]), probe["toc"]
+    assert any(href.endswith("-transfer-l2") for href in probe["toc"]), probe["toc"]
+    # A header click sorts (the ranking by defense name); any gallery opens from its link.
+    assert probe["sorted"]["after"] == sorted(probe["sorted"]["before"]), probe["sorted"]
+    assert probe["sorted"]["state"] == "ascending", probe["sorted"]
+    assert probe["gallery_link"] >= 1 and not probe["last_gallery_open_before"], probe
+    assert probe["last_gallery_open_after"], probe
     # And it paints: the first screen (red flags, ranking: text on white) is not blank, and the
     # page below it holds the coloured heatmaps.
     shot = tmp_path / "shot.png"
@@ -286,3 +340,14 @@ def test_chromium_renders_heatmaps_tables_and_gallery(flagged, tmp_path):
     first_screen = pixels[:1000]
     assert (first_screen.min(axis=2) < 0.9).mean() > 0.02, "the first screen is blank"
     assert (pixels.std(axis=2) > 0.1).mean() > 0.02, "no coloured heatmap on the page"
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1400, 700])
+def test_no_table_is_wider_than_its_container(flagged, tmp_path, width):
+    """Every table (every <details> opened) fits its container or scrolls inside its own box,
+    and the page itself never scrolls sideways, on a wide screen and a narrow one."""
+    _, report = flagged
+    probe = _probe(tmp_path, report, width)
+    assert probe["tables"] >= 8 and probe["unboxed"] == 0, probe
+    assert probe["overflowing"] == [] and probe["page_overflow"] <= 0, probe
