@@ -111,7 +111,8 @@ def list_command() -> None:
               + ", ".join(t.value for t in ThreatModel) + ".")
 @click.option("--eps", "eps", multiple=True,
               help="L∞ budgets for bounded attacks (comma list); default: the dataset's standard budget. "
-              "Minimal-perturbation attacks still run once and are scored at each budget of their norm.")
+              "Minimal-perturbation attacks (DeepFool, C&W-L2, JSMA) run once, unbudgeted; with "
+              "--eps-sweep they are also scored at each budget of their own norm.")
 @click.option("--eps-sweep", is_flag=True,
               help="Run every attack over its dataset's budget grid for its norm (attacks/catalog.py "
               "SWEEP; --eps replaces the L∞ grid); minimal attacks are scored at each budget from one run.")

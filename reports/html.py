@@ -411,6 +411,16 @@ def worst_case_rows(run: Run) -> pd.DataFrame | None:
         return read_summary(run.store.out_dir)
 
 
+def training_cost(row: pd.Series) -> str:
+    """What training the row's model cost: wall time and device from the cache's record ("–" when the
+    run predates the record or the model was the user's own)."""
+    seconds, device = row.get("train_seconds"), row.get("train_device")
+    if seconds is None or pd.isna(seconds):
+        return "–"
+    where = f" ({device})" if isinstance(device, str) and device else ""
+    return (f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s") + where
+
+
 def ranking_section(run: Run, flags: dict) -> list[dict]:
     """Per dataset: the defenses ranked by their worst case over every attack and threat model at
     the headline budget (``bench.worst_case.ranking``), with intervals, n and flags marked."""
@@ -423,6 +433,8 @@ def ranking_section(run: Run, flags: dict) -> list[dict]:
     labels = run.frame.drop_duplicates(["dataset", "defense", "defense_options", "seed"])
     label = {(r["dataset"], r["defense"], str(r["defense_options"]), int(r["seed"])): r["defense_label"]
              for _, r in labels.iterrows()}
+    cost = {(r["dataset"], r["defense"], str(r["defense_options"]), int(r["seed"])): training_cost(r)
+            for _, r in labels.iterrows()}
     strong = set(STRONG)
     sections = []
     for dataset, block in table.groupby("dataset", sort=False):
@@ -430,7 +442,8 @@ def ranking_section(run: Run, flags: dict) -> list[dict]:
         at = rows[(rows["dataset"] == dataset) & (rows["norm"] == norm) & np.isclose(rows["eps"], eps)]
         lines = []
         for _, row in block.iterrows():
-            name = label.get((dataset, row["defense"], str(row["defense_options"]), int(row["seed"])), row["defense"])
+            key = (dataset, row["defense"], str(row["defense_options"]), int(row["seed"]))
+            name = label.get(key, row["defense"])
             white = at[(at["defense"] == row["defense"]) & (at["scope"] == "whitebox")]
             attacks = set() if white.empty else {a.split(" ")[1].split("@")[0] for a in white["attacks"].iloc[0].split("; ")}
             lines.append({
@@ -440,7 +453,7 @@ def ranking_section(run: Run, flags: dict) -> list[dict]:
                 "untrusted": bool(row["flagged"]) and row["headline_scope"] == "white-box only",
                 "whitebox": with_interval(row["whitebox"], row["whitebox_ci_low"], row["whitebox_ci_high"]),
                 "clean": with_interval(row["clean"], row["clean_ci_low"], row["clean_ci_high"]),
-                "attacks": int(row["attacks"]), "strong": strong <= attacks,
+                "attacks": int(row["attacks"]), "strong": strong <= attacks, "train": cost.get(key, "–"),
                 "broken_by": "; ".join(row["broken_by"].split("; ")[:3]) if isinstance(row["broken_by"], str) else "",
             })
         budgets = rows[rows["dataset"] == dataset].assign(

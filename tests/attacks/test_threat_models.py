@@ -80,7 +80,8 @@ def test_transfer_examples_are_the_undefended_models_whitebox_ones(grid):
 
 
 def test_minimal_attack_sweep_scores_one_run_at_each_budget_of_its_norm(tmp_path):
-    cells = make_grid(["digits"], ["none"], ["deepfool", "fgsm"], ["whitebox"], eps=[0.1, 0.3], samples=SAMPLES)
+    cells = make_grid(["digits"], ["none"], ["deepfool", "fgsm"], ["whitebox"], eps=[0.1, 0.3], samples=SAMPLES,
+                      eps_sweep=True)
     l2_grid = SWEEP["digits"][attacks.Norm.L2]
     assert sorted((c.attack, c.eps or 0) for c in cells) == sorted(
         [("fgsm", 0.1), ("fgsm", 0.3), ("deepfool", 0)] + [("deepfool", e) for e in l2_grid])

@@ -17,7 +17,7 @@ from bench.metrics import wilson_interval
 from bench.results import ResultsStore
 from bench.worst_case import summary
 from reports import plots
-from reports.html import comparison_table, defense_labels, difference_reading, grid, load_run
+from reports.html import comparison_table, defense_labels, difference_reading, grid, load_run, training_cost
 from reports.tables import attack_label
 
 DEFENSES = "none,adv-fgsm"
@@ -205,6 +205,12 @@ def test_ranking_is_the_worst_case_over_every_attack_with_its_interval(runs):
         assert row.worst_case_accuracy <= cells["robust_accuracy"].min() + 1e-9
         low, high = wilson_interval(row.worst_case_accuracy_count, row.worst_case_accuracy_n)
         assert f"{row.worst_case_accuracy:.3f} [{low:.2f}, {high:.2f}]" in ranking
+    # Beside robustness, what each defense cost to train (the cache's record, so also when cached).
+    assert ">training</th>" in ranking
+    for defense in expected["defense"]:
+        record = run.frame[run.frame["defense"] == defense].iloc[0]
+        assert record["train_seconds"] > 0 and record["train_device"] == "cpu"
+        assert training_cost(record) in ranking and training_cost(record).endswith("(cpu)")
 
 
 def test_tables_show_n_and_the_interval_beside_every_number(runs):
