@@ -260,11 +260,17 @@ def threat_sections(frame: pd.DataFrame, dataset: str, prefix: str,
     as a table with intervals and n, and ε curves if swept.  Ids start with ``prefix``."""
     sections = []
     for threat, by_threat in frame.groupby("threat_model", sort=False):
+        # Under transfer the source model attacked with its own examples is its white-box row again
+        # (defense rate 0 by construction): shown once, in its white-box section, and said so here.
+        own = (by_threat["defense"] == by_threat["source_model"]) & (threat == "transfer")
+        own &= not own.all()  # a transfer run of the source model alone keeps its rows
+        omitted = sorted(by_threat.loc[own, "defense_label"].unique())
+        by_threat = by_threat[~own]
         norms = []
         for norm, cells in by_threat.groupby(by_threat["norm"].fillna(""), sort=False):
             norms.append(_norm_section(cells, dataset, threat, norm, anchor(prefix, threat, norm or "any"),
                                        {d: a for (t, d), a in galleries.items() if t == threat}))
-        sections.append({"threat": threat, "id": anchor(prefix, threat), "norms": norms})
+        sections.append({"threat": threat, "id": anchor(prefix, threat), "norms": norms, "omitted": omitted})
     return sections
 
 

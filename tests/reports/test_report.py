@@ -64,6 +64,13 @@ def test_report_is_one_self_contained_file(runs):
     assert sum(a.startswith("perturbation sizes") for a in alts) == 1
     assert sum(a.startswith("attack times") for a in alts) == 1
     assert "delta heatmap" not in alts and "Comparison" not in html
+    # `none` crafted the transfer examples: its transfer row would repeat its white-box row (0 by
+    # construction), so the transfer section leaves it out and says so.
+    transfer = html.partition('id="run-1-digits-transfer"')[2]
+    assert "Not shown here: none, the model the transfer examples were crafted on" in transfer
+    section = re.split(r"<h[34] ", transfer, maxsplit=1)[0]
+    assert re.search(r"<th[^>]*>\s*adv-fgsm\s*</th>", section)
+    assert not re.search(r"<th[^>]*>\s*none\s*</th>", section)
     for fact in ("torch", "ART", "sklearn", "1.20.1", "adv-fgsm"):
         assert fact in html
     # Provenance: the command line and the suite's git commit (OUT/invocations.jsonl).
