@@ -288,11 +288,12 @@ def report(run_dirs, out_path) -> None:
 def check(run_dir, baseline, tolerance, update) -> None:
     """Compare RUN_DIR's metrics with a baseline; exit 1 and list every cell that moved beyond
     tolerance (either direction) or is missing from the run or the baseline."""
-    from bench.gate import check_run, parse_tolerance, read_run, write_baseline  # pandas: only here
+    from bench.gate import check_run, parse_tolerance, write_baseline  # pandas: only here
+    from bench.results import read_results
 
     limits = parse_tolerance(tolerance) if tolerance else None
     if update:
-        written = write_baseline(baseline, read_run(run_dir), limits)
+        written = write_baseline(baseline, read_results(run_dir), limits)
         click.echo(f"baseline: {baseline} ({len(written['cells'])} cells, tolerance {written['tolerance']})")
         return
     passed, text = check_run(run_dir, baseline, limits)

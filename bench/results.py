@@ -15,6 +15,7 @@ the run recomputes it and every other cell stays.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.cache import atomic_write, report_damage
+from bench.cache import atomic_write, io_error, report_damage
 from bench.errors import BenchError
 from bench.metrics import RATES, with_intervals
 
@@ -156,7 +157,63 @@ class ResultsStore:
         return self.csv_path
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """``results.csv`` of a run folder (or the CSV file itself) as a DataFrame."""
-    path = Path(path)
-    return pd.read_csv(path / "results.csv" if path.is_dir() else path)
+#: Columns ``bench check`` and ``bench report`` cannot do without (``bench.gate``'s identity,
+#: settings and metrics, and ``cell_key``); a results.csv without one is damaged.
+REQUIRED = ("dataset", "defense", "attack", "threat_model", "eps", "seed", "n_eval",
+            "clean_accuracy", "robust_accuracy", "defense_rate", "cell_key")
+#: Of those, the numbers (a non-number there is damage).
+NUMERIC = ("clean_accuracy", "robust_accuracy", "defense_rate", "seed", "n_eval", "eps")
+
+
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    """``RUN_DIR/results.csv`` (or a results CSV file named directly) as a DataFrame, or one clear
+    error line naming it when the folder holds no run or the file is damaged (binary, truncated,
+    not a results table, incomplete rows)."""
+    run_dir = Path(run_dir)
+    path = run_dir if run_dir.suffix == ".csv" and not run_dir.is_dir() else run_dir / "results.csv"
+    run_dir = path.parent
+    if not path.exists():
+        raise BenchError(f"{path} not found; is {run_dir} a `bench run --out` folder?")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise io_error(path, error, "read") from None
+    problem, frame = _results_problem(data)
+    if problem:
+        raise BenchError(f"{path} is damaged ({problem}); `bench run --out {run_dir}` with the run's options "
+                         "rewrites it from the finished cells in cells/")
+    return frame
+
+
+def _results_problem(data: bytes) -> tuple[str | None, pd.DataFrame | None]:
+    """``(why the bytes are no results.csv, None)`` or ``(None, the table)``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data, not UTF-8 text", None
+    if "\0" in text:
+        return "binary data, not text", None
+    if not text.strip():
+        return "empty", None
+    if not text.endswith("\n"):
+        return "truncated: its last line is incomplete", None
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (ValueError, pd.errors.ParserError) as error:
+        return f"not a CSV table: {(str(error).strip().splitlines() or [''])[0][:100]}", None
+    missing = [column for column in REQUIRED if column not in frame.columns]
+    if missing:
+        return f"no column {missing[0]!r}", None
+    # eps is empty for minimal attacks; defense_rate for cells where no adversarial image fooled
+    # the source model (0/0: a 6%-accurate model gives none), so neither marks a row incomplete.
+    needed = [column for column in REQUIRED if column not in ("eps", "defense_rate")]
+    incomplete = frame[needed].isna().any(axis=1)
+    if incomplete.any():
+        return f"row {int(incomplete.to_numpy().argmax()) + 2} is incomplete", None
+    for column in NUMERIC:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() & frame[column].notna()
+        if bad.any():
+            return f"{column} {frame[column][bad].iloc[0]!r} is not a number", None
+        frame[column] = numbers
+    return None, frame
