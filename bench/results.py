@@ -14,6 +14,7 @@ the run recomputes it and every other cell stays.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -26,23 +27,85 @@ import pandas as pd
 
 from bench.cache import atomic_write, io_error, report_damage
 from bench.errors import BenchError
-from bench.metrics import RATES, with_intervals
+from bench.metrics import with_intervals
 
-#: The columns of results.csv, in order (the first 17 are the documented core).
-COLUMNS = [
-    "dataset", "dataset_source", "n_train", "n_eval", "defense", "attack", "threat_model", "eps",
-    "clean_accuracy", "robust_accuracy", "attack_success_rate", "defense_rate",
-    "mean_l2", "mean_linf", "attack_seconds", "seed", "device",
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of ``results.csv``: a finished cell, as ``bench.runner.run_cell`` scores it.
+
+    Its fields are the columns, in order (:data:`COLUMNS`): the first 17 are the
+    documented core, then provenance and detail, the red-flag evidence, and each
+    rate's count, denominator and 95% Wilson interval (``bench.metrics``).
+    ``eps`` is NaN for an unbudgeted minimal-perturbation attack; ``queries_per_image``
+    is NaN outside ``blackbox``.
+    """
+
+    dataset: str
+    dataset_source: str
+    n_train: int
+    n_eval: int
+    defense: str
+    attack: str
+    threat_model: str
+    eps: float
+    clean_accuracy: float
+    robust_accuracy: float
+    attack_success_rate: float
+    defense_rate: float
+    mean_l2: float
+    mean_linf: float
+    attack_seconds: float
+    seed: int
+    device: str
     # provenance and detail
-    "norm", "dataset_is_subset", "n_val", "n_test", "n_adversarial", "mean_l0",
-    "source_model", "attack_params", "defense_options", "model_cached", "adv_cached",
-    "train_seconds", "train_device",
-    "suite_version", "torch_version", "art_version", "cell_key", "finished_at",
+    norm: str
+    dataset_is_subset: bool
+    n_val: int
+    n_test: int
+    n_adversarial: int
+    mean_l0: float
+    source_model: str
+    attack_params: str  # JSON
+    defense_options: str  # JSON
+    model_cached: bool
+    adv_cached: bool
+    train_seconds: float
+    train_device: str
+    suite_version: str
+    torch_version: str
+    art_version: str
+    cell_key: str
+    finished_at: str
     # red-flag evidence and black-box provenance (bench/flags.py, attacks/art_adapter.py)
-    "check", "forward_predict_agreement", "queries_per_image", "blackbox_output",
-    # each rate's count, denominator and 95% Wilson interval (bench/metrics.py)
-    *[f"{rate}_{part}" for rate in RATES for part in ("count", "n", "ci_low", "ci_high")],
-]
+    check: str
+    forward_predict_agreement: float
+    queries_per_image: float
+    blackbox_output: str
+    # each rate's count, denominator and 95% Wilson interval (bench/metrics.py RATES, rate_columns)
+    clean_accuracy_count: int
+    clean_accuracy_n: int
+    clean_accuracy_ci_low: float
+    clean_accuracy_ci_high: float
+    robust_accuracy_count: int
+    robust_accuracy_n: int
+    robust_accuracy_ci_low: float
+    robust_accuracy_ci_high: float
+    attack_success_rate_count: int
+    attack_success_rate_n: int
+    attack_success_rate_ci_low: float
+    attack_success_rate_ci_high: float
+    defense_rate_count: int
+    defense_rate_n: int
+    defense_rate_ci_low: float
+    defense_rate_ci_high: float
+
+    def as_dict(self) -> dict:
+        """The row as stored (``OUT/cells/<cell_key>.json``), column -> value."""
+        return dataclasses.asdict(self)
+
+
+#: The columns of results.csv, in order: the fields of :class:`Row`.
+COLUMNS = [field.name for field in dataclasses.fields(Row)]
 
 
 class ResultsStore:
@@ -112,7 +175,8 @@ class ResultsStore:
                 damaged.append(path.stem)
         return damaged
 
-    def save(self, row: dict, arrays: dict[str, np.ndarray]) -> None:
+    def save(self, row: Row | dict, arrays: dict[str, np.ndarray]) -> None:
+        row = row.as_dict() if isinstance(row, Row) else row
         key = row["cell_key"]
         # Arrays first: a row on disk means its arrays are there too.
         atomic_write(self.cells_dir / f"{key}.npz", lambda handle: np.savez_compressed(handle, **arrays))
