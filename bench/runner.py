@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,13 +27,13 @@ from torch import nn
 
 import bench
 import bench.models
-from attacks import AttackSpec, ThreatModel, check_supported, get_attack, threat_model
+from attacks import AttackSpec, ThreatModel, get_attack, threat_model
 from attacks.art_adapter import ART_VERSION, art_classifier, blackbox_classifier, blackbox_output, run_attack
-from attacks.catalog import default_params, sweep_budgets
+from attacks.catalog import default_params, split_aliases, sweep_budgets
 from bench.cache import (Cache, adversarial_claims, array_fingerprint, config_hash, default_cache_dir,
                          ensure_writable)
 from bench.flags import MORE_STEPS, more_steps_name
-from bench.datasets import Dataset, load_dataset, validate_dataset_name
+from bench.datasets import Dataset, load_dataset
 from bench.devices import describe, resolve_device
 from bench.errors import BenchError
 from bench.metrics import perturbation_norms, summarize
@@ -41,7 +41,8 @@ from bench.provenance import record_invocation
 from bench.models import classify, logits_of, seed_everything
 from bench.parallel import parallel_map
 from bench.progress import Progress
-from bench.results import ResultsStore
+from bench.results import ResultsStore, Row
+from bench.spec import UNDEFENDED, GridSpec
 from bench.user_model import UserModel, as_defense
 from defenses import Defense, FitContext, get_defense
 
@@ -120,50 +121,55 @@ class TrainedModel:
     train_device: str = ""
 
 
-def make_grid(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequence[str],
-              threat_models: Sequence[str], eps: Sequence[float] = (), samples: int = 200,
-              seed: int = 0, defense_options: dict[str, str] | None = None,
-              data_dir: str | None = None, eps_sweep: bool = False) -> list[Cell]:
-    """Cross the choices into cells, validating every name and option first.
+def make_grid(spec: GridSpec, data_dir: str | None = None) -> list[Cell]:
+    """The spec's cells, every name and option validated first (one-line :class:`BenchError`).
 
-    ``defense_options`` maps ``KEY`` (every selected defense that has that
-    option) or ``DEFENSE:KEY`` (that defense only) to a value.  Budgets per
-    attack come from ``attacks.catalog.sweep_budgets``: without ``eps`` or
-    ``eps_sweep`` one cell per attack; with them, bounded attacks get a cell per
-    budget and minimal-perturbation attacks their unbudgeted cell plus one per
-    budget of their norm (scored from one run).  An attack is crossed only with
-    the threat models it supports, and must support at least one chosen.
+    Attack sets (``attacks.catalog.ALIASES``: ``strong``) are expanded, their
+    members crossed with ``whitebox`` only, the other attacks with every chosen
+    threat model they support.  Budgets per attack come from
+    ``attacks.catalog.sweep_budgets``: without ``eps`` or ``eps_sweep`` one cell per
+    attack; with them, bounded attacks get a cell per budget and minimal-perturbation
+    attacks their unbudgeted cell plus one per budget of their norm (scored from one
+    run).  The user's model, if any, gets the cells the undefended model would,
+    with itself in its place.  A cell asked for twice is made once.
     """
-    for name in datasets:
-        validate_dataset_name(name)
-    for name in defenses:
-        get_defense(name)
-    specs = [get_attack(name) for name in attacks]
-    threats = [threat_model(name) for name in threat_models]
-    for value in eps:
-        if not 0 < value <= 1:
-            raise BenchError(f"--eps {value} is outside (0, 1]: images are on [0, 1] pixel scale")
-    if samples < 1:
-        raise BenchError(f"--samples must be at least 1, got {samples}")
-    overrides = dict(defense_options or {})
-    options = {(dataset, defense): _options_for(get_defense(defense), load_dataset(dataset, seed, data_dir),
-                                                overrides)
-               for dataset, defense in itertools.product(datasets, defenses)}
+    spec.check(get_defense)
+    data = {dataset: load_dataset(dataset, spec.seed, data_dir) for dataset in spec.datasets}
+    options = _defense_options(spec, data)
+    cells = [Cell(dataset, defense, attack, threat, eps, spec.samples, spec.seed, options[dataset, defense])
+             for dataset, defense, attack, threat, eps in _crossed(spec, spec.defenses, data)]
+    if spec.user_model is not None:
+        user = spec.user_model
+        cells += [Cell(dataset, user.name, attack, threat, eps, spec.samples, spec.seed, user_model=user)
+                  for dataset, _, attack, threat, eps in _crossed(spec, (UNDEFENDED,), data)]
+    return list({cell.key: cell for cell in cells}.values())
+
+
+def _crossed(spec: GridSpec, defenses: Sequence[str], data: dict[str, Dataset]
+             ) -> Iterator[tuple[str, str, str, ThreatModel, float | None]]:
+    """``(dataset, defense, attack, threat model, budget)`` of each cell: the named attacks under
+    the chosen threat models they support, then the members of attack sets under ``whitebox``."""
+    plain, whitebox = split_aliases(list(spec.attacks))
+    for attacks, threats in ((plain, spec.threat_models), (whitebox, (ThreatModel.WHITEBOX.value,))):
+        for dataset, defense, name, threat in itertools.product(spec.datasets, defenses, attacks, threats):
+            attack, threat = get_attack(name), threat_model(threat)
+            if threat in attack.threat_models:
+                for eps in sweep_budgets(attack, data[dataset].family, list(spec.eps), spec.eps_sweep):
+                    yield dataset, defense, attack.name, threat, eps
+
+
+def _defense_options(spec: GridSpec, data: dict[str, Dataset]) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """(dataset, defense) -> the spec's ``defense_options`` that apply (each validated); an
+    option no selected defense has is a :class:`BenchError`."""
+    overrides = dict(spec.defense_options)
+    options = {(dataset, defense): _options_for(get_defense(defense), data[dataset], overrides)
+               for dataset, defense in itertools.product(spec.datasets, spec.defenses)}
     used = {key for chosen in options.values() for key, _ in chosen}
     unused = [key for key in overrides if (":" not in key and key not in used)
-              or (":" in key and key.rpartition(":")[0] not in defenses)]
+              or (":" in key and key.rpartition(":")[0] not in spec.defenses)]
     if unused:
-        raise BenchError(f"no selected defense has option {unused[0]!r} (defenses: {', '.join(defenses)})")
-    check_supported([spec.name for spec in specs], [t.value for t in threats])
-    families = {dataset: load_dataset(dataset, seed, data_dir).family for dataset in datasets}
-    cells = []
-    for dataset, defense, spec, threat in itertools.product(datasets, defenses, specs, threats):
-        if threat not in spec.threat_models:
-            continue
-        for budget in sweep_budgets(spec, families[dataset], list(eps), eps_sweep):
-            cells.append(Cell(dataset, defense, spec.name, threat, budget, samples, seed,
-                              options[dataset, defense]))
-    return cells
+        raise BenchError(f"no selected defense has option {unused[0]!r} (defenses: {', '.join(spec.defenses)})")
+    return options
 
 
 def _options_for(defense: Defense, data: Dataset, overrides: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -204,7 +210,7 @@ def trained_model(data: Dataset, defense: str | Defense, overrides: dict, seed: 
 
             def undefended() -> nn.Module:
                 started = time.perf_counter()
-                module = trained_model(data, "none", {}, seed, device, cache, progress).module
+                module = trained_model(data, UNDEFENDED, {}, seed, device, cache, progress).module
                 elsewhere.append(time.perf_counter() - started)
                 return module
 
@@ -383,16 +389,16 @@ class GridOutcome:
 
 def _models_needed(cells: list[Cell]) -> list[tuple[str, str, tuple, int]]:
     """The distinct (dataset, defense, options, seed) the cells use, undefended sources included."""
-    needed = {(c.dataset, "none", (), c.seed) for c in cells if c.threat_model is ThreatModel.TRANSFER}
+    needed = {(c.dataset, UNDEFENDED, (), c.seed) for c in cells if c.threat_model is ThreatModel.TRANSFER}
     # A user's model (--model) comes trained: each worker just loads it.
     needed |= {(c.dataset, c.defense, c.defense_options, c.seed) for c in cells if c.user_model is None}
-    return sorted(needed, key=lambda m: (m[1] != "none", m))
+    return sorted(needed, key=lambda m: (m[1] != UNDEFENDED, m))
 
 
 def _adversarial_source(cell: Cell) -> tuple:
     """Cells with equal sources attack the same model and so share adversarial examples."""
     if cell.threat_model is ThreatModel.TRANSFER:
-        return ("none", (), ThreatModel.WHITEBOX.value)
+        return (UNDEFENDED, (), ThreatModel.WHITEBOX.value)
     return (cell.defense, cell.defense_options, cell.threat_model.value)
 
 
