@@ -166,7 +166,7 @@ def run(datasets, defenses, model, weights, model_name, attacks, threat_models, 
         click.echo(_sanity_line(outcome, out_dir))
     grid = outcome.grid
     computed = grid.computed
-    crafted = sum(1 for row in computed if not row["adv_cached"])
+    crafted = sum(1 for row in computed if not row.adv_cached)
     click.echo(
         f"\n{len(table)} cells in {elapsed:.1f} s: {grid.resumed} already in {out_dir}, {len(computed)} computed; "
         f"models: {grid.models_trained} trained, {grid.models_cached} from the cache; adversarial examples: "
