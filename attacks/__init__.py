@@ -1,7 +1,8 @@
 """The ART attack registry: names, per-dataset default parameters, threat models.
 
-Each attack is an :class:`AttackSpec` in ``attacks/catalog.py``; its default
-parameters per dataset family are in the one table there (``PARAMETERS``), and
+Each attack is an :class:`AttackSpec` in ``attacks/catalog.py`` (or a plugin's); its
+default parameters per dataset family are its ``parameters``, step sizes that follow ε
+its ``derive`` (both read by ``attacks.catalog.default_params``), and
 ``attacks/art_adapter.py`` runs it through the adversarial-robustness-toolbox.
 
 Threat models (``--threat-model``):
@@ -60,8 +61,11 @@ class AttackSpec:
     (see ``attacks.art_adapter``).  ``uses_labels``
     is False for attacks whose ``y`` means *target* labels in ART (JSMA): they
     get ``y=None`` and ART draws random targets from the seeded NumPy RNG.
-    ``parameters`` (family -> constructor parameters) is for third-party
-    attacks; the built-in ones keep theirs in ``attacks.catalog.PARAMETERS``.
+    ``parameters`` (family -> constructor parameters) are the attack's defaults
+    per dataset family, built-in and third-party alike; ``derive`` (optional)
+    returns them with the parameters that follow ε and the number of steps
+    added (e.g. PGD's ``eps_step``), after ``--eps`` and overrides are applied
+    (``attacks.catalog.default_params``).
     ``implementation`` names the suite's own attack class where it replaces
     ART's (``deepfool``, ``jsma``, ``cw-l2``; ART's stay as ``deepfool-art``, …).
     """
@@ -79,6 +83,7 @@ class AttackSpec:
     #: Which code generates the examples when it is not ART's class (e.g. ``"attacks.deepfool/1"``):
     #: part of the adversarial-example cache key, so a new implementation never reuses old results.
     implementation: str = ""
+    derive: Callable[[dict], dict] | None = None
 
 
 def _registry() -> dict[str, AttackSpec]:

@@ -3,9 +3,10 @@
 Budgets follow the literature's standard threat models and are never lowered
 to flatter a defense: L∞ ε = 0.3 on MNIST and ε = 8/255 on CIFAR-10 (Madry et
 al. 2018), 0.1 on Fashion-MNIST, and 0.3 on the 8×8 digits (handwriting at the
-same [0, 1] scale as MNIST).  ``--eps`` overrides ε of bounded attacks; derived
-step sizes follow it (``STEP``: ``eps_step = 2.5·ε / max_iter`` for PGD-style
-attacks, Madry et al.; the initial ``eps_step = 2·ε`` of APGD, Croce & Hein).
+same [0, 1] scale as MNIST).  Each attack's defaults per family are its
+``AttackSpec.parameters``; ``--eps`` overrides ε of bounded attacks, and derived
+step sizes follow it (``AttackSpec.derive``: ``eps_step = 2.5·ε / max_iter`` for
+PGD-style attacks, Madry et al.; the initial ``eps_step = 2·ε`` of APGD, Croce & Hein).
 
 Each parameter dict goes to the ART attack's constructor as is (after the
 derivation; ``autoattack`` splits its dict over its inner attacks), and is
@@ -31,7 +32,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -75,31 +76,6 @@ def _each(**params) -> dict[str, dict]:
     return {family: ({"eps": EPS[family]} if with_eps else {}) | params for family in FAMILIES}
 
 
-#: attack -> family -> ART constructor parameters.  One readable table.
-PARAMETERS: dict[str, dict[str, dict]] = {
-    "fgsm": _each(eps=True),
-    "bim": _each(eps=True, max_iter=20),
-    "pgd": _each(eps=True, max_iter=40, num_random_init=1),
-    "deepfool": _each(max_iter=50, epsilon=0.02, nb_grads=10),
-    "deepfool-art": _each(max_iter=50, epsilon=0.02, nb_grads=10),
-    "jsma": _each(theta=1.0, gamma=0.1),
-    "jsma-art": _each(theta=1.0, gamma=0.1),
-    "cw-l2": _each(confidence=0.0, learning_rate=0.05, binary_search_steps=5, max_iter=50,
-                   initial_const=0.1),
-    "cw-l2-art": _each(confidence=0.0, learning_rate=0.05, binary_search_steps=5, max_iter=50,
-                       initial_const=0.1),
-    "cw-linf": _each(eps=True, max_iter=50, num_random_init=1),
-    "apgd-ce": _each(eps=True, max_iter=100, nb_random_init=1),
-    "apgd-dlr": _each(eps=True, max_iter=100, nb_random_init=1),
-    "apgd-t": _each(eps=True, max_iter=100, nb_random_init=1),
-    "square-scores": _each(eps=True, max_iter=5000, p_init=0.8, nb_restarts=1),
-    "embedding-pgd": _each(eps=True, max_iter=100, num_random_init=1),
-    "autoattack": _each(eps=True, apgd_max_iter=100, square_max_iter=1000),
-    "square": _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1),
-    "square-art": _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1),
-    "hopskipjump": _each(max_iter=10, max_eval=1000, init_eval=100, init_size=100),
-}
-
 #: family -> norm -> budgets of an ε sweep (L∞ and L2 on [0, 1] pixel scale; L0 in changed
 #: pixel values).  Each grid brackets the family's standard budget and reaches where an
 #: undefended model is broken, so a curve shows both ends.
@@ -121,12 +97,6 @@ def _madry_step(params: dict) -> dict:
 
 def _apgd_step(params: dict) -> dict:
     return params | {"eps_step": 2 * params["eps"]}
-
-
-#: attack -> how its step size follows ε (and its number of steps).
-STEP = {"bim": _madry_step, "pgd": _madry_step, "cw-linf": _madry_step,
-        "apgd-ce": _apgd_step, "apgd-dlr": _apgd_step, "autoattack": _apgd_step, "apgd-t": _apgd_step,
-        "embedding-pgd": _madry_step}
 
 
 #: ``--attack strong``: the white-box set of AutoAttack's "standard" version (Croce & Hein 2020) as
@@ -174,15 +144,12 @@ def default_params(spec: AttackSpec, family: str, eps: float | None = None, **ov
         raise BenchError(f"attack {spec.name!r} minimises its perturbation and takes no --eps")
     if eps is not None and not 0 < eps <= 1:
         raise BenchError(f"--eps {eps} is outside (0, 1]: images are on [0, 1] pixel scale")
-    table = PARAMETERS[spec.name] if spec.parameters is None else spec.parameters
-    if family not in table:
+    if family not in (spec.parameters or {}):
         raise BenchError(f"attack {spec.name!r} ({spec.origin}) has no parameters for {family!r} data")
-    params = dict(table[family]) | overrides
+    params = dict(spec.parameters[family]) | overrides
     if eps is not None:
         params["eps"] = float(eps)
-    if spec.name in STEP:
-        params = STEP[spec.name](params)
-    return params
+    return spec.derive(params) if spec.derive else params
 
 
 _GRADIENT = frozenset({ThreatModel.WHITEBOX, ThreatModel.TRANSFER})
@@ -238,6 +205,14 @@ def _embedding_pgd(estimator, params: dict):
     return EmbeddingPGD(estimator, **params)
 
 
+#: Parameters shared by an attack and ART's implementation kept beside it for comparison (``-art``),
+#: and by the APGD variants: one dict each, so they cannot drift apart.
+_DEEPFOOL = _each(max_iter=50, epsilon=0.02, nb_grads=10)
+_JSMA = _each(theta=1.0, gamma=0.1)
+_CW_L2 = _each(confidence=0.0, learning_rate=0.05, binary_search_steps=5, max_iter=50, initial_const=0.1)
+_APGD = _each(eps=True, max_iter=100, nb_random_init=1)
+_SQUARE = _each(eps=True, max_iter=1000, p_init=0.8, nb_restarts=1)
+
 ATTACKS = (
     AttackSpec(
         name="fgsm",
@@ -245,6 +220,7 @@ ATTACKS = (
         reference="Goodfellow, Shlens, Szegedy 2015, 'Explaining and Harnessing Adversarial Examples'",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().FastGradientMethod(est, norm="inf", **p),
+        parameters=_each(eps=True),
     ),
     AttackSpec(
         name="bim",
@@ -252,6 +228,8 @@ ATTACKS = (
         reference="Kurakin, Goodfellow, Bengio 2017, 'Adversarial examples in the physical world'",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().BasicIterativeMethod(est, **p),
+        parameters=_each(eps=True, max_iter=20),
+        derive=_madry_step,
     ),
     AttackSpec(
         name="pgd",
@@ -259,6 +237,8 @@ ATTACKS = (
         reference="Madry et al. 2018, 'Towards Deep Learning Models Resistant to Adversarial Attacks'",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().ProjectedGradientDescent(est, norm="inf", **p),
+        parameters=_each(eps=True, max_iter=40, num_random_init=1),
+        derive=_madry_step,
     ),
     AttackSpec(
         name="deepfool",
@@ -267,6 +247,7 @@ ATTACKS = (
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _own("deepfool").DeepFool(est, **p),
         implementation="attacks.deepfool/1",
+        parameters=_DEEPFOOL,
     ),
     AttackSpec(
         name="deepfool-art",
@@ -275,6 +256,7 @@ ATTACKS = (
         reference="Moosavi-Dezfooli, Fawzi, Frossard 2016, 'DeepFool' (ART's implementation)",
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().DeepFool(est, **p),
+        parameters=_DEEPFOOL,
     ),
     AttackSpec(
         name="jsma",
@@ -284,6 +266,7 @@ ATTACKS = (
         make=lambda est, p: _own("jsma").SaliencyMapMethod(est, **p),
         uses_labels=False,
         implementation="attacks.jsma/1",
+        parameters=_JSMA,
     ),
     AttackSpec(
         name="jsma-art",
@@ -293,6 +276,7 @@ ATTACKS = (
         norm=Norm.L0, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().SaliencyMapMethod(est, **p),
         uses_labels=False,
+        parameters=_JSMA,
     ),
     AttackSpec(
         name="cw-l2",
@@ -301,6 +285,7 @@ ATTACKS = (
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _own("cw").CarliniL2Method(est, **p),
         implementation="attacks.cw/2",
+        parameters=_CW_L2,
     ),
     AttackSpec(
         name="cw-l2-art",
@@ -309,6 +294,7 @@ ATTACKS = (
         reference="Carlini, Wagner 2017 (ART's implementation)",
         norm=Norm.L2, bounded=False, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().CarliniL2Method(est, **p),
+        parameters=_CW_L2,
     ),
     AttackSpec(
         # ART's own CarliniLInfMethod optimises in tanh space one image at a time; on [0, 1]
@@ -320,6 +306,8 @@ ATTACKS = (
         reference="Carlini, Wagner 2017 (loss); Madry et al. 2018 (PGD); as CW∞ in Zhang et al. 2019 (TRADES)",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=lambda est, p: _evasion().ProjectedGradientDescent(margin_classifier(est), norm="inf", **p),
+        parameters=_each(eps=True, max_iter=50, num_random_init=1),
+        derive=_madry_step,
     ),
     AttackSpec(
         name="apgd-ce",
@@ -328,6 +316,8 @@ ATTACKS = (
                   "of diverse parameter-free attacks'",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=lambda est, p: _apgd(est, p, "cross_entropy"),
+        parameters=_APGD,
+        derive=_apgd_step,
     ),
     AttackSpec(
         name="apgd-dlr",
@@ -336,6 +326,8 @@ ATTACKS = (
                   "of diverse parameter-free attacks'",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=lambda est, p: _apgd(est, p, "difference_logits_ratio"),
+        parameters=_APGD,
+        derive=_apgd_step,
     ),
     AttackSpec(
         name="autoattack",
@@ -343,6 +335,8 @@ ATTACKS = (
         reference="Croce, Hein 2020 (ART's AutoAttack; inner attacks in attacks/catalog.py)",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=_autoattack,
+        parameters=_each(eps=True, apgd_max_iter=100, square_max_iter=1000),
+        derive=_apgd_step,
     ),
     AttackSpec(
         # Adaptive attack for DunDi-style distance classifiers (attacks/embedding_pgd.py): the margin of
@@ -355,6 +349,8 @@ ATTACKS = (
                   "'On Adaptive Attacks to Adversarial Example Defenses'",
         norm=Norm.LINF, bounded=True, threat_models=_WHITEBOX,
         make=lambda est, p: _embedding_pgd(est, p),
+        parameters=_each(eps=True, max_iter=100, num_random_init=1),
+        derive=_madry_step,
     ),
     AttackSpec(
         name="apgd-t",
@@ -364,6 +360,8 @@ ATTACKS = (
                   "of diverse parameter-free attacks' (ART's AutoAttack, targeted=True)",
         norm=Norm.LINF, bounded=True, threat_models=_GRADIENT,
         make=_apgd_t,
+        parameters=_APGD,
+        derive=_apgd_step,
     ),
     AttackSpec(
         # AutoAttack's Square: the margin of the model's own scores (its forward), which a white-box
@@ -374,6 +372,7 @@ ATTACKS = (
         reference="Andriushchenko et al. 2020 (Square Attack); Croce, Hein 2020 (AutoAttack)",
         norm=Norm.LINF, bounded=True, threat_models=frozenset({ThreatModel.WHITEBOX}),
         make=lambda est, p: _evasion().SquareAttack(est, norm=np.inf, **p),
+        parameters=_each(eps=True, max_iter=5000, p_init=0.8, nb_restarts=1),
     ),
     AttackSpec(
         name="square",
@@ -383,6 +382,7 @@ ATTACKS = (
         norm=Norm.LINF, bounded=True, threat_models=_QUERIES,
         make=lambda est, p: _own("square").SquareAttack(est, norm=np.inf, **p),
         implementation="attacks.square/1",
+        parameters=_SQUARE,
     ),
     AttackSpec(
         name="square-art",
@@ -391,6 +391,7 @@ ATTACKS = (
         reference="Andriushchenko et al. 2020 (ART's implementation)",
         norm=Norm.LINF, bounded=True, threat_models=_QUERIES,
         make=lambda est, p: _evasion().SquareAttack(est, norm=np.inf, **p),
+        parameters=_SQUARE,
     ),
     AttackSpec(
         name="hopskipjump",
@@ -398,5 +399,10 @@ ATTACKS = (
         reference="Chen, Jordan, Wainwright 2020, 'HopSkipJumpAttack: a query-efficient decision-based attack'",
         norm=Norm.L2, bounded=False, threat_models=_QUERIES,
         make=lambda est, p: _evasion().HopSkipJump(est, norm=2, targeted=False, **p),
+        parameters=_each(max_iter=10, max_eval=1000, init_eval=100, init_size=100),
     ),
 )
+
+#: attack -> family -> its constructor parameters before derivation: a view of the built-in
+#: attacks' ``AttackSpec.parameters``, where each attack's own live.
+PARAMETERS: dict[str, Mapping[str, dict]] = {spec.name: spec.parameters for spec in ATTACKS}

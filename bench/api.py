@@ -12,9 +12,10 @@
 ``bench.report(run_dir, ..., out=...)``
     What ``bench report`` does: one self-contained HTML file.
 
-:func:`run_cells` is what ``bench run`` and :func:`benchmark` share (the grid,
-then the sanity cells and red flags); :func:`prepare_user_model` the model's
-cells and its checks on every dataset, before any attack runs.
+:func:`run` is what ``bench run`` and :func:`benchmark` share: both build a
+``bench.spec.GridSpec`` and hand it, with the ``bench.runner.Settings``, to
+``run(spec, settings)``, which makes the cells, checks the user's model on every
+dataset before any attack runs, runs the grid, then the sanity cells and red flags.
 
 Example::
 
@@ -29,12 +30,15 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-# torch, pandas and the runner are imported when work starts, not with ``bench``: the CLI reads
-# the defaults below for its help text.
+# Light, as ``import bench`` must stay: no torch, pandas or registries at import (bench/spec.py).
+from bench.spec import DEFAULT_ATTACKS, DEFAULT_THREAT_MODELS, GridSpec
+
+# torch, pandas and the runner are imported when work starts, not with ``bench``.
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
@@ -44,10 +48,6 @@ if TYPE_CHECKING:
     from bench.runner import Cell, GridOutcome, Settings
     from bench.user_model import ModelCheck, UserModel
 
-#: The attacks ``bench run`` and :func:`benchmark` use when none are named; ``strong`` is the
-#: AutoAttack-strength white-box set (``attacks.catalog.STRONG``), run under ``whitebox`` only.
-DEFAULT_ATTACKS = ("fgsm", "bim", "deepfool", "jsma", "pgd", "strong")
-DEFAULT_THREAT_MODELS = ("whitebox", "transfer")
 #: Where :func:`benchmark` keeps its run folder by default: ``runs/<model name>``.
 DEFAULT_RUNS = Path("runs")
 
@@ -126,67 +126,13 @@ def report(run_dir: str | Path, *compare: str | Path, out: str | Path = "report.
     return Path(write_report([Path(run_dir), *map(Path, compare)], Path(out)))
 
 
-def make_cells(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequence[str],
-               threat_models: Sequence[str], eps: Sequence[float] = (), samples: int = 200, seed: int = 0,
-               defense_options: dict[str, str] | None = None, data_dir: str | None = None,
-               eps_sweep: bool = False) -> list[Cell]:
-    """``bench.runner.make_grid`` with attack sets expanded (``attacks.catalog.ALIASES``): the
-    members of ``strong`` run under ``whitebox`` only, the other attacks under every threat
-    model they support; a cell asked for twice is made once."""
-    from attacks.catalog import split_aliases
-    from bench.errors import BenchError
-    from bench.runner import make_grid
-
-    plain, whitebox = split_aliases(list(attacks))
-    cells = []
-    if plain or not whitebox:
-        cells += make_grid(datasets, defenses, plain, threat_models, eps, samples, seed, defense_options,
-                           data_dir, eps_sweep)
-    if whitebox:
-        if "whitebox" not in threat_models:
-            raise BenchError("--attack strong is a white-box attack set (apgd-ce, apgd-t, square-scores); "
-                             "add whitebox to --threat-model")
-        cells += make_grid(datasets, defenses, whitebox, ["whitebox"], eps, samples, seed, defense_options,
-                           data_dir, eps_sweep)
-    return list({cell.key: cell for cell in cells}.values())
-
-
-def prepare_user_model(user: UserModel, datasets: Sequence[str], attacks: Sequence[str],
-                       threat_models: Sequence[str], eps: Sequence[float], samples: int, seed: int,
-                       settings: Settings, *, eps_sweep: bool = False) -> tuple[list[Cell], list[ModelCheck]]:
-    """The user's model's cells and its check on each dataset (raises :class:`BenchError` on a mismatch).
-
-    The cells are the grid the undefended ``none`` model would get (same
-    attacks, threat models, budgets, images and seed), with the user's model in
-    its place; under ``transfer`` the runner crafts on the suite's ``none``
-    model, as for every defense.  Each check loads the model as the runner
-    will and evaluates it on the same test images the cells attack.
-    """
-    from bench.datasets import load_dataset as load
-    from bench.devices import resolve_device
-    from bench.runner import eval_indices, trained_model
-    from bench.user_model import as_defense, check_model
-
-    grid = make_cells(datasets, ["none"], attacks, threat_models, eps, samples, seed, None, settings.data_dir,
-                      eps_sweep)
-    cells = [dataclasses.replace(cell, defense=user.name, user_model=user) for cell in grid]
-    device = resolve_device(settings.device)
-    whitebox = "whitebox" in threat_models
-    checks = []
-    for name in datasets:
-        data = load(name, seed, settings.data_dir)
-        model = trained_model(data, as_defense(user), {}, seed, device, settings.cache, False).module
-        idx = eval_indices(data.n_test, samples, seed)
-        checks.append(check_model(model, data, idx, device, user.name, gradients=whitebox))
-    return cells, checks
-
-
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    """What :func:`run_cells` did: ``table`` (the rows of the asked-for cells), the grid's and the
+    """What :func:`run` did: ``table`` (the rows of the asked-for cells), the grid's and the
     sanity cells' :class:`~bench.runner.GridOutcome`, the sanity cells, and the red flags
     (``bench.flags.FLAG_COLUMNS``; None when flags were off); ``summary``, the worst case per
-    image of the run folder (``bench.worst_case.SUMMARY_COLUMNS``, as in ``OUT/summary.csv``)."""
+    image of the run folder (``bench.worst_case.SUMMARY_COLUMNS``, as in ``OUT/summary.csv``);
+    ``model_checks``, the user's model's check on each dataset (``bench.user_model.ModelCheck``)."""
 
     table: pd.DataFrame
     grid: GridOutcome
@@ -194,14 +140,20 @@ class RunOutcome:
     checks: list
     flags: pd.DataFrame | None
     summary: pd.DataFrame | None = None
+    model_checks: tuple[ModelCheck, ...] = ()
 
 
-def run_cells(cells: Sequence[Cell], settings: Settings, *, flags: bool = True, resume: bool = True,
-              display: Progress | None = None) -> RunOutcome:
-    """Run ``cells``, then (with ``flags``) their sanity cells into ``OUT/sanity``, the model
-    probes (``OUT/sanity/probes.csv``) and the red flags of ``bench.flags``; one progress
-    display shows both.  Writes ``OUT/flags.csv`` (with ``flags``) and ``OUT/summary.csv``
-    (the worst case per image, ``bench.worst_case``) for the whole run folder.
+def run(spec: GridSpec, settings: Settings, *, flags: bool = True, resume: bool = True,
+        display: Progress | None = None,
+        on_model_check: Callable[[ModelCheck], None] | None = None) -> RunOutcome:
+    """What ``bench run`` and :func:`benchmark` do: the spec's cells (``bench.runner.make_grid``),
+    the user's model checked on each dataset (each check handed to ``on_model_check`` before
+    any attack runs; a mismatch raises :class:`BenchError`), then the cells run into
+    ``settings.out_dir`` (``bench.runner.run_grid``) and, with ``flags``, their sanity cells into
+    ``OUT/sanity``, the model probes (``OUT/sanity/probes.csv``) and the red flags of
+    ``bench.flags``; one progress display shows both.  Writes ``OUT/flags.csv`` (with ``flags``)
+    and ``OUT/summary.csv`` (the worst case per image, ``bench.worst_case``) for the whole run
+    folder.
 
     Sanity cells come after the grid because ``bench.flags.sanity_cells``
     skips defenses the grid's own white-box attacks already break.  They run
@@ -209,42 +161,64 @@ def run_cells(cells: Sequence[Cell], settings: Settings, *, flags: bool = True, 
     sharing one model, and two gradient attacks on one torch module at once
     race on its parameters' gradients.
     """
-    from bench.flags import SANITY_DIR, red_flags, sanity_cells, write_probes
     from bench.progress import Progress
-    from bench.verdict import probe_defenses, save_verdict
-    from bench.runner import run_grid
+    from bench.runner import make_grid
 
-    cells = list(cells)
+    cells = make_grid(spec, settings.data_dir)
+    model_checks = tuple(_check_user_model(spec, settings))
+    for check in model_checks if on_model_check else ():
+        on_model_check(check)
     own = display is None
     display = Progress(settings.progress) if display is None else display
     try:
-        grid = run_grid(cells, settings, resume=resume, display=display)
-        keys = {cell.key for cell in cells}
-        table = grid.table[grid.table["cell_key"].isin(keys)].reset_index(drop=True)
-        checks, sanity, found = [], None, None
-        if flags:
-            checks = sanity_cells(cells, table)
-            serial = dataclasses.replace(settings, out_dir=Path(settings.out_dir) / SANITY_DIR, jobs=1,
-                                         backend="loky")
-            sanity = run_grid(checks, serial, resume=resume, display=display, label="sanity cells")
-            write_probes(probe_defenses(cells, settings), settings.out_dir)
-            found = red_flags(table, settings.out_dir)
-        worst = save_verdict(settings.out_dir, flags)  # OUT/flags.csv, OUT/summary.csv
+        outcome = _run_and_check(cells, settings, flags, resume, display)
     finally:
         if own:
             display.close()
+    return dataclasses.replace(outcome, model_checks=model_checks)
+
+
+def _run_and_check(cells: list[Cell], settings: Settings, flags: bool, resume: bool,
+                   display: Progress) -> RunOutcome:
+    """The grid, then (with ``flags``) the sanity cells, probes and red flags; the verdict files."""
+    from bench.flags import SANITY_DIR, red_flags, sanity_cells, write_probes
+    from bench.runner import run_grid
+    from bench.verdict import probe_defenses, save_verdict
+
+    grid = run_grid(cells, settings, resume=resume, display=display)
+    keys = {cell.key for cell in cells}
+    table = grid.table[grid.table["cell_key"].isin(keys)].reset_index(drop=True)
+    checks, sanity, found = [], None, None
+    if flags:
+        checks = sanity_cells(cells, table)
+        serial = dataclasses.replace(settings, out_dir=Path(settings.out_dir) / SANITY_DIR, jobs=1,
+                                     backend="loky")
+        sanity = run_grid(checks, serial, resume=resume, display=display, label="sanity cells")
+        write_probes(probe_defenses(cells, settings), settings.out_dir)
+        found = red_flags(table, settings.out_dir)
+    worst = save_verdict(settings.out_dir, flags)  # OUT/flags.csv, OUT/summary.csv
     return RunOutcome(table, grid, sanity, checks, found, worst)
 
 
-def _names(value: str | Sequence[str]) -> list[str]:
-    items = value.split(",") if isinstance(value, str) else value
-    return list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
-
-
-def _budgets(eps: float | Sequence[float] | None) -> list[float]:
-    if eps is None:
+def _check_user_model(spec: GridSpec, settings: Settings) -> list[ModelCheck]:
+    """The spec's user model checked on each dataset (none without one), loaded as the runner
+    will and evaluated on the test images its cells attack (``bench.user_model.check_model``)."""
+    if spec.user_model is None:
         return []
-    return [float(eps)] if isinstance(eps, (int, float)) else [float(value) for value in eps]
+    from bench.datasets import load_dataset as load
+    from bench.devices import resolve_device
+    from bench.runner import eval_indices, trained_model
+    from bench.user_model import as_defense, check_model
+
+    device = resolve_device(settings.device)
+    checks = []
+    for name in spec.datasets:
+        data = load(name, spec.seed, settings.data_dir)
+        model = trained_model(data, as_defense(spec.user_model), {}, spec.seed, device, settings.cache, False).module
+        idx = eval_indices(data.n_test, spec.samples, spec.seed)
+        checks.append(check_model(model, data, idx, device, spec.user_model.name,
+                                  gradients="whitebox" in spec.threat_models))
+    return checks
 
 
 def benchmark(model: nn.Module | str, *, weights: str | Path | None = None, name: str | None = None,
@@ -342,42 +316,48 @@ def benchmark(model: nn.Module | str, *, weights: str | Path | None = None, name
         table[["defense", "attack", "threat_model", "clean_accuracy", "robust_accuracy"]]
         bench.report(table.attrs["out_dir"], out="my_net.html")
     """
-    from torch import nn
+    from bench.runner import Settings
 
-    from attacks import unsupported
-    from bench.errors import BenchError
-    from bench.runner import Settings, make_grid
-    from bench.user_model import in_memory, resolve
-
-    if isinstance(model, nn.Module):
-        if weights is not None:
-            raise BenchError("weights= goes with a model path or import spec; load them into the "
-                             "nn.Module yourself (module.load_state_dict)")
-        user = in_memory(model, name)
-    elif isinstance(model, (str, Path)):
-        user = resolve(str(model), weights, name)
-    else:
-        raise BenchError(f"model must be a torch.nn.Module, a TorchScript path or 'package.module:callable', "
-                         f"got a {type(model).__name__}")
-    datasets, threats, attack_names = _names(dataset), _names(threat_models), _names(attacks)
+    user = _user_model(model, weights, name)
+    spec = GridSpec(datasets=dataset, defenses=defenses, attacks=attacks, threat_models=threat_models, eps=eps,
+                    eps_sweep=eps_sweep, samples=n_examples, seed=seed, user_model=user)
     folder = Path(out_dir) if out_dir is not None else DEFAULT_RUNS / user.name
     settings = Settings(out_dir=folder, device=device, data_dir=str(data_dir) if data_dir else None,
                         cache_dir=str(cache_dir) if cache_dir else None, progress=progress)
-    cells = make_cells(datasets, _names(defenses), attack_names, threats, _budgets(eps), n_examples, seed,
-                       None, settings.data_dir, eps_sweep)
-    user_cells, checks = prepare_user_model(user, datasets, attack_names, threats, _budgets(eps),
-                                            n_examples, seed, settings, eps_sweep=eps_sweep)
-    for check in checks:
-        if progress:
-            print(check.summary())
-        for message in check.warnings:
-            warnings.warn(message, ModelWarning, stacklevel=2)
-    outcome = run_cells([*cells, *user_cells], settings, flags=flags, resume=not fresh)
+    outcome = run(spec, settings, flags=flags, resume=not fresh,
+                  on_model_check=functools.partial(_announce, progress=progress))
     for flag in () if outcome.flags is None else outcome.flags.itertuples():
         warnings.warn(f"{flag.dataset}/{flag.defense}: {flag.flag}: {flag.evidence}", RedFlagWarning,
                       stacklevel=2)
     table = outcome.table
     flagged = None if outcome.flags is None else outcome.flags.to_dict("records")
     worst = None if outcome.summary is None else outcome.summary.to_dict("records")
-    table.attrs.update(out_dir=folder, flags=flagged, skipped=unsupported(attack_names, threats), worst_case=worst)
+    table.attrs.update(out_dir=folder, flags=flagged, skipped=spec.skipped(), worst_case=worst)
     return table
+
+
+def _user_model(model: nn.Module | str | Path, weights: str | Path | None, name: str | None) -> UserModel:
+    """What identifies :func:`benchmark`'s ``model`` (a module in this process, or a path or import spec)."""
+    from torch import nn
+
+    from bench.errors import BenchError
+    from bench.user_model import in_memory, resolve
+
+    if isinstance(model, nn.Module):
+        if weights is not None:
+            raise BenchError("weights= goes with a model path or import spec; load them into the "
+                             "nn.Module yourself (module.load_state_dict)")
+        return in_memory(model, name)
+    if isinstance(model, (str, Path)):
+        return resolve(str(model), weights, name)
+    raise BenchError(f"model must be a torch.nn.Module, a TorchScript path or 'package.module:callable', "
+                     f"got a {type(model).__name__}")
+
+
+def _announce(check: ModelCheck, progress: bool) -> None:
+    """A model check, before any attack runs: its line (with ``progress``) and its warnings."""
+    if progress:
+        print(check.summary())
+    for message in check.warnings:
+        # 4: this function, run(), benchmark(), then the caller's line that the warning names.
+        warnings.warn(message, ModelWarning, stacklevel=4)

@@ -13,40 +13,26 @@ times them).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
+from typing import Sequence
 
 import click
 
 import bench
 from attacks import REGISTRY as ATTACKS
-from attacks import ThreatModel, check_supported, get_attack, threat_model, unsupported
-from attacks.catalog import ALIASES, EPS
-from bench.api import DEFAULT_ATTACKS as DEFAULT_ATTACK_NAMES
-from bench.datasets import dataset_choices, validate_dataset_name
+from attacks import ThreatModel, get_attack
+from attacks.catalog import EPS
+from bench.datasets import dataset_choices
 from bench.devices import DEVICE_CHOICES
 from bench.errors import BenchError
 from bench.parallel import BACKENDS
-from defenses import check_name as check_defense
+from bench.spec import DEFAULT_ATTACKS as DEFAULT_ATTACK_NAMES
+from bench.spec import UNDEFENDED, GridSpec, names, skipped
 from defenses import summaries as defense_summaries
 
 DEFAULT_ATTACKS = ",".join(DEFAULT_ATTACK_NAMES)
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    """``("a,b", "c")`` -> ``["a", "b", "c"]``, order kept, duplicates dropped."""
-    items = [item.strip() for value in values for item in value.split(",") if item.strip()]
-    return list(dict.fromkeys(items))
-
-
-def _floats(values: tuple[str, ...]) -> list[float]:
-    numbers = []
-    for item in _split(values):
-        try:
-            numbers.append(float(item))
-        except ValueError:
-            raise BenchError(f"--eps {item!r} is not a number; give e.g. --eps 0.1,0.3") from None
-    return numbers
 
 
 def _key_values(values: tuple[str, ...]) -> dict[str, str]:
@@ -151,35 +137,27 @@ def run(datasets, defenses, model, weights, model_name, attacks, threat_models, 
     """
     if (weights or model_name) and not model:
         raise BenchError("--weights and --model-name go with --model")
-    dataset_names, attack_names, threat_names = _split(datasets), _split(attacks), _split(threat_models)
-    budgets = _floats(eps)
-    chosen = _split(defenses) or ([] if model else ["none"])
-    _check_names(dataset_names, chosen, attack_names, threat_names, budgets, samples)
+    spec = GridSpec(datasets=datasets, defenses=names(defenses) or (() if model else (UNDEFENDED,)),
+                    attacks=attacks, threat_models=threat_models, eps=eps, eps_sweep=eps_sweep, samples=samples,
+                    seed=seed, defense_options=_key_values(defense_options))
+    spec.check()
     # Every name is valid: now the heavy imports (torch, ART, pandas, scikit-learn).
-    from bench.api import make_cells, prepare_user_model, run_cells
+    from bench import api
     from bench.progress import Progress
-    from bench.runner import Settings, make_grid
+    from bench.runner import Settings
     from bench.summary import format_summary
     from bench.user_model import resolve
 
     started = time.perf_counter()
-    user = resolve(model, weights, model_name) if model else None
-    cells = make_cells(dataset_names, chosen, attack_names, threat_names, budgets, samples, seed,
-                       _key_values(defense_options), data_dir, eps_sweep)
+    if model:
+        spec = dataclasses.replace(spec, user_model=resolve(model, weights, model_name))
     settings = Settings(out_dir=out_dir, device=device, data_dir=data_dir, cache_dir=cache_dir,
                         progress=not quiet, jobs=jobs, backend=backend, scheduler=scheduler)
-    if user:
-        user_cells, model_checks = prepare_user_model(user, dataset_names, attack_names, threat_names, budgets,
-                                                      samples, seed, settings, eps_sweep=eps_sweep)
-        for model_check in model_checks:
-            click.echo(model_check.summary())
-            for message in model_check.warnings:
-                click.echo(f"warning: {message}", err=True)
-        cells += user_cells
-    for line in _skipped_lines(attack_names, threat_names):
+    for line in _skipped_lines(spec.attacks, spec.threat_models):
         click.echo(line)
     with Progress(not quiet) as display:
-        outcome = run_cells(cells, settings, flags=flags, resume=not fresh, display=display)
+        outcome = api.run(spec, settings, flags=flags, resume=not fresh, display=display,
+                          on_model_check=_echo_model_check)
     elapsed = time.perf_counter() - started
     table = outcome.table
     click.echo(format_summary(table, lead=_worst_case_lead(outcome, table),
@@ -188,7 +166,7 @@ def run(datasets, defenses, model, weights, model_name, attacks, threat_models, 
         click.echo(_sanity_line(outcome, out_dir))
     grid = outcome.grid
     computed = grid.computed
-    crafted = sum(1 for row in computed if not row["adv_cached"])
+    crafted = sum(1 for row in computed if not row.adv_cached)
     click.echo(
         f"\n{len(table)} cells in {elapsed:.1f} s: {grid.resumed} already in {out_dir}, {len(computed)} computed; "
         f"models: {grid.models_trained} trained, {grid.models_cached} from the cache; adversarial examples: "
@@ -217,36 +195,23 @@ def _worst_case_lead(outcome, table) -> dict[str, list[str]] | None:
     return {dataset: lines[dataset] for dataset in lines} or None
 
 
-def _check_names(datasets: list[str], defenses: list[str], attacks: list[str], threat_models: list[str],
-                 eps: list[float], samples: int) -> None:
-    """Every name and number of ``run`` checked before torch is imported: one line, with a "did
-    you mean", within a second or two (``make_grid`` checks them again, with the options)."""
-    for name in datasets:
-        validate_dataset_name(name)
-    for name in defenses:
-        check_defense(name)
-    for name in attacks:
-        if name not in ALIASES:
-            get_attack(name)
-    for name in threat_models:
-        threat_model(name)
-    for value in eps:
-        if not 0 < value <= 1:
-            raise BenchError(f"--eps {value} is outside (0, 1]: images are on [0, 1] pixel scale")
-    if samples < 1:
-        raise BenchError(f"--samples must be at least 1, got {samples}")
-    check_supported([name for name in attacks if name not in ALIASES], threat_models)
-
-
-def _skipped_lines(attacks: list[str], threat_models: list[str]) -> list[str]:
+def _skipped_lines(attacks: Sequence[str], threat_models: Sequence[str]) -> list[str]:
     """One line per group of attack × threat-model combinations the grid leaves out, and why."""
     groups: dict[tuple, list[str]] = {}
-    for name, missing in unsupported([a for a in attacks if a not in ALIASES], threat_models).items():
+    for name, missing in skipped(attacks, threat_models).items():
         supported = tuple(t.value for t in ThreatModel if t in get_attack(name).threat_models)
         groups.setdefault((tuple(missing), supported), []).append(name)
     return [f"skipped {', '.join(names)} under {', '.join(missing)}: "
             f"{'they run' if len(names) > 1 else 'it runs'} under {', '.join(supported)} only"
             for (missing, supported), names in groups.items()]
+
+
+def _echo_model_check(check) -> None:
+    """A ``--model`` check (``bench.user_model.ModelCheck``) before any attack runs: its line, and
+    its warnings on stderr."""
+    click.echo(check.summary())
+    for message in check.warnings:
+        click.echo(f"warning: {message}", err=True)
 
 
 def _sanity_line(outcome, out_dir: Path) -> str:
@@ -288,11 +253,12 @@ def report(run_dirs, out_path) -> None:
 def check(run_dir, baseline, tolerance, update) -> None:
     """Compare RUN_DIR's metrics with a baseline; exit 1 and list every cell that moved beyond
     tolerance (either direction) or is missing from the run or the baseline."""
-    from bench.gate import check_run, parse_tolerance, read_run, write_baseline  # pandas: only here
+    from bench.gate import check_run, parse_tolerance, write_baseline  # pandas: only here
+    from bench.results import read_results
 
     limits = parse_tolerance(tolerance) if tolerance else None
     if update:
-        written = write_baseline(baseline, read_run(run_dir), limits)
+        written = write_baseline(baseline, read_results(run_dir), limits)
         click.echo(f"baseline: {baseline} ({len(written['cells'])} cells, tolerance {written['tolerance']})")
         return
     passed, text = check_run(run_dir, baseline, limits)

@@ -28,7 +28,6 @@ recorded with ``bench check RUN --baseline FILE --update``.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import math
 import shlex
@@ -39,6 +38,7 @@ import pandas as pd
 
 from bench.cache import io_error, write_bytes_atomic
 from bench.errors import BenchError
+from bench.results import read_results
 from defenses import REGISTRY as DEFENSES
 
 #: What names a cell across runs (``cell_key`` also hashes options, which a weakened defense changes).
@@ -265,65 +265,10 @@ def readable(findings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
-#: Columns ``bench check`` and ``bench report`` cannot do without.
-REQUIRED = (*IDENTITY, *SETTINGS, *METRICS, "cell_key")
-
-
-def read_run(run_dir: str | Path) -> pd.DataFrame:
-    """``RUN_DIR/results.csv``, or one clear error line naming it when the folder holds no run or
-    the file is damaged (binary, truncated, not a results table, incomplete rows)."""
-    path = Path(run_dir) / "results.csv"
-    if not path.exists():
-        raise BenchError(f"{path} not found; is {run_dir} a `bench run --out` folder?")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise io_error(path, error, "read") from None
-    problem, frame = _results_problem(data)
-    if problem:
-        raise BenchError(f"{path} is damaged ({problem}); `bench run --out {run_dir}` with the run's options "
-                         "rewrites it from the finished cells in cells/")
-    return frame
-
-
-def _results_problem(data: bytes) -> tuple[str | None, pd.DataFrame | None]:
-    """``(why the bytes are no results.csv, None)`` or ``(None, the table)``."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return "binary data, not UTF-8 text", None
-    if "\0" in text:
-        return "binary data, not text", None
-    if not text.strip():
-        return "empty", None
-    if not text.endswith("\n"):
-        return "truncated: its last line is incomplete", None
-    try:
-        frame = pd.read_csv(io.StringIO(text))
-    except (ValueError, pd.errors.ParserError) as error:
-        return f"not a CSV table: {(str(error).strip().splitlines() or [''])[0][:100]}", None
-    missing = [column for column in REQUIRED if column not in frame.columns]
-    if missing:
-        return f"no column {missing[0]!r}", None
-    # eps is empty for minimal attacks; defense_rate for cells where no adversarial image fooled
-    # the source model (0/0: a 6%-accurate model gives none), so neither marks a row incomplete.
-    needed = [column for column in REQUIRED if column not in ("eps", "defense_rate")]
-    incomplete = frame[needed].isna().any(axis=1)
-    if incomplete.any():
-        return f"row {int(incomplete.to_numpy().argmax()) + 2} is incomplete", None
-    for column in (*METRICS, *SETTINGS, "eps"):
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        bad = numbers.isna() & frame[column].notna()
-        if bad.any():
-            return f"{column} {frame[column][bad].iloc[0]!r} is not a number", None
-        frame[column] = numbers
-    return None, frame
-
-
 def check_run(run_dir: str | Path, baseline_path: str | Path,
               tolerance: dict[str, float] | None = None) -> tuple[bool, str]:
     """``(passed, readable report)`` of the run in ``run_dir`` against the baseline file."""
-    frame, baseline = read_run(run_dir), read_baseline(baseline_path)
+    frame, baseline = read_results(run_dir), read_baseline(baseline_path)
     tolerance = {**baseline["tolerance"], **(tolerance or {})}
     findings = compare(frame, baseline["cells"], tolerance)
     limits = ", ".join(f"{metric} ±{tolerance[metric]:g}" for metric in METRICS)

@@ -13,6 +13,7 @@ ART's own progress bars are always off (the runner passes ``verbose=False``).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import IO, Any
@@ -84,8 +85,10 @@ class Progress:
             self._tty_bar().set_postfix_str(
                 f"{cell.attack}{eps} on {cell.dataset}/{cell.defense} {cell.threat_model.value}", refresh=True)
 
-    def done(self, row: dict, seconds: float | None = None) -> None:
-        """A cell finished with result ``row`` (``seconds``: its wall time, when known)."""
+    def done(self, row: Any, seconds: float | None = None) -> None:
+        """A cell finished with result ``row`` (a ``bench.results.Row``, or its dict; ``seconds``: its
+        wall time, when known)."""
+        row = dataclasses.asdict(row) if dataclasses.is_dataclass(row) else row
         self.count += 1
         if not self.enabled:
             return

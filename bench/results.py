@@ -14,7 +14,9 @@ the run recomputes it and every other cell stays.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -23,25 +25,87 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.cache import atomic_write, report_damage
+from bench.cache import atomic_write, io_error, report_damage
 from bench.errors import BenchError
-from bench.metrics import RATES, with_intervals
+from bench.metrics import with_intervals
 
-#: The columns of results.csv, in order (the first 17 are the documented core).
-COLUMNS = [
-    "dataset", "dataset_source", "n_train", "n_eval", "defense", "attack", "threat_model", "eps",
-    "clean_accuracy", "robust_accuracy", "attack_success_rate", "defense_rate",
-    "mean_l2", "mean_linf", "attack_seconds", "seed", "device",
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of ``results.csv``: a finished cell, as ``bench.runner.run_cell`` scores it.
+
+    Its fields are the columns, in order (:data:`COLUMNS`): the first 17 are the
+    documented core, then provenance and detail, the red-flag evidence, and each
+    rate's count, denominator and 95% Wilson interval (``bench.metrics``).
+    ``eps`` is NaN for an unbudgeted minimal-perturbation attack; ``queries_per_image``
+    is NaN outside ``blackbox``.
+    """
+
+    dataset: str
+    dataset_source: str
+    n_train: int
+    n_eval: int
+    defense: str
+    attack: str
+    threat_model: str
+    eps: float
+    clean_accuracy: float
+    robust_accuracy: float
+    attack_success_rate: float
+    defense_rate: float
+    mean_l2: float
+    mean_linf: float
+    attack_seconds: float
+    seed: int
+    device: str
     # provenance and detail
-    "norm", "dataset_is_subset", "n_val", "n_test", "n_adversarial", "mean_l0",
-    "source_model", "attack_params", "defense_options", "model_cached", "adv_cached",
-    "train_seconds", "train_device",
-    "suite_version", "torch_version", "art_version", "cell_key", "finished_at",
+    norm: str
+    dataset_is_subset: bool
+    n_val: int
+    n_test: int
+    n_adversarial: int
+    mean_l0: float
+    source_model: str
+    attack_params: str  # JSON
+    defense_options: str  # JSON
+    model_cached: bool
+    adv_cached: bool
+    train_seconds: float
+    train_device: str
+    suite_version: str
+    torch_version: str
+    art_version: str
+    cell_key: str
+    finished_at: str
     # red-flag evidence and black-box provenance (bench/flags.py, attacks/art_adapter.py)
-    "check", "forward_predict_agreement", "queries_per_image", "blackbox_output",
-    # each rate's count, denominator and 95% Wilson interval (bench/metrics.py)
-    *[f"{rate}_{part}" for rate in RATES for part in ("count", "n", "ci_low", "ci_high")],
-]
+    check: str
+    forward_predict_agreement: float
+    queries_per_image: float
+    blackbox_output: str
+    # each rate's count, denominator and 95% Wilson interval (bench/metrics.py RATES, rate_columns)
+    clean_accuracy_count: int
+    clean_accuracy_n: int
+    clean_accuracy_ci_low: float
+    clean_accuracy_ci_high: float
+    robust_accuracy_count: int
+    robust_accuracy_n: int
+    robust_accuracy_ci_low: float
+    robust_accuracy_ci_high: float
+    attack_success_rate_count: int
+    attack_success_rate_n: int
+    attack_success_rate_ci_low: float
+    attack_success_rate_ci_high: float
+    defense_rate_count: int
+    defense_rate_n: int
+    defense_rate_ci_low: float
+    defense_rate_ci_high: float
+
+    def as_dict(self) -> dict:
+        """The row as stored (``OUT/cells/<cell_key>.json``), column -> value."""
+        return dataclasses.asdict(self)
+
+
+#: The columns of results.csv, in order: the fields of :class:`Row`.
+COLUMNS = [field.name for field in dataclasses.fields(Row)]
 
 
 class ResultsStore:
@@ -111,7 +175,8 @@ class ResultsStore:
                 damaged.append(path.stem)
         return damaged
 
-    def save(self, row: dict, arrays: dict[str, np.ndarray]) -> None:
+    def save(self, row: Row | dict, arrays: dict[str, np.ndarray]) -> None:
+        row = row.as_dict() if isinstance(row, Row) else row
         key = row["cell_key"]
         # Arrays first: a row on disk means its arrays are there too.
         atomic_write(self.cells_dir / f"{key}.npz", lambda handle: np.savez_compressed(handle, **arrays))
@@ -156,7 +221,63 @@ class ResultsStore:
         return self.csv_path
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """``results.csv`` of a run folder (or the CSV file itself) as a DataFrame."""
-    path = Path(path)
-    return pd.read_csv(path / "results.csv" if path.is_dir() else path)
+#: Columns ``bench check`` and ``bench report`` cannot do without (``bench.gate``'s identity,
+#: settings and metrics, and ``cell_key``); a results.csv without one is damaged.
+REQUIRED = ("dataset", "defense", "attack", "threat_model", "eps", "seed", "n_eval",
+            "clean_accuracy", "robust_accuracy", "defense_rate", "cell_key")
+#: Of those, the numbers (a non-number there is damage).
+NUMERIC = ("clean_accuracy", "robust_accuracy", "defense_rate", "seed", "n_eval", "eps")
+
+
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    """``RUN_DIR/results.csv`` (or a results CSV file named directly) as a DataFrame, or one clear
+    error line naming it when the folder holds no run or the file is damaged (binary, truncated,
+    not a results table, incomplete rows)."""
+    run_dir = Path(run_dir)
+    path = run_dir if run_dir.suffix == ".csv" and not run_dir.is_dir() else run_dir / "results.csv"
+    run_dir = path.parent
+    if not path.exists():
+        raise BenchError(f"{path} not found; is {run_dir} a `bench run --out` folder?")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise io_error(path, error, "read") from None
+    problem, frame = _results_problem(data)
+    if problem:
+        raise BenchError(f"{path} is damaged ({problem}); `bench run --out {run_dir}` with the run's options "
+                         "rewrites it from the finished cells in cells/")
+    return frame
+
+
+def _results_problem(data: bytes) -> tuple[str | None, pd.DataFrame | None]:
+    """``(why the bytes are no results.csv, None)`` or ``(None, the table)``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data, not UTF-8 text", None
+    if "\0" in text:
+        return "binary data, not text", None
+    if not text.strip():
+        return "empty", None
+    if not text.endswith("\n"):
+        return "truncated: its last line is incomplete", None
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (ValueError, pd.errors.ParserError) as error:
+        return f"not a CSV table: {(str(error).strip().splitlines() or [''])[0][:100]}", None
+    missing = [column for column in REQUIRED if column not in frame.columns]
+    if missing:
+        return f"no column {missing[0]!r}", None
+    # eps is empty for minimal attacks; defense_rate for cells where no adversarial image fooled
+    # the source model (0/0: a 6%-accurate model gives none), so neither marks a row incomplete.
+    needed = [column for column in REQUIRED if column not in ("eps", "defense_rate")]
+    incomplete = frame[needed].isna().any(axis=1)
+    if incomplete.any():
+        return f"row {int(incomplete.to_numpy().argmax()) + 2} is incomplete", None
+    for column in NUMERIC:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna() & frame[column].notna()
+        if bad.any():
+            return f"{column} {frame[column][bad].iloc[0]!r} is not a number", None
+        frame[column] = numbers
+    return None, frame

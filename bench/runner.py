@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,13 +27,13 @@ from torch import nn
 
 import bench
 import bench.models
-from attacks import AttackSpec, ThreatModel, check_supported, get_attack, threat_model
+from attacks import AttackSpec, ThreatModel, get_attack, threat_model
 from attacks.art_adapter import ART_VERSION, art_classifier, blackbox_classifier, blackbox_output, run_attack
-from attacks.catalog import default_params, sweep_budgets
+from attacks.catalog import default_params, split_aliases, sweep_budgets
 from bench.cache import (Cache, adversarial_claims, array_fingerprint, config_hash, default_cache_dir,
                          ensure_writable)
 from bench.flags import MORE_STEPS, more_steps_name
-from bench.datasets import Dataset, load_dataset, validate_dataset_name
+from bench.datasets import Dataset, load_dataset
 from bench.devices import describe, resolve_device
 from bench.errors import BenchError
 from bench.metrics import perturbation_norms, summarize
@@ -41,7 +41,8 @@ from bench.provenance import record_invocation
 from bench.models import classify, logits_of, seed_everything
 from bench.parallel import parallel_map
 from bench.progress import Progress
-from bench.results import ResultsStore
+from bench.results import ResultsStore, Row
+from bench.spec import UNDEFENDED, GridSpec
 from bench.user_model import UserModel, as_defense
 from defenses import Defense, FitContext, get_defense
 
@@ -120,50 +121,55 @@ class TrainedModel:
     train_device: str = ""
 
 
-def make_grid(datasets: Sequence[str], defenses: Sequence[str], attacks: Sequence[str],
-              threat_models: Sequence[str], eps: Sequence[float] = (), samples: int = 200,
-              seed: int = 0, defense_options: dict[str, str] | None = None,
-              data_dir: str | None = None, eps_sweep: bool = False) -> list[Cell]:
-    """Cross the choices into cells, validating every name and option first.
+def make_grid(spec: GridSpec, data_dir: str | None = None) -> list[Cell]:
+    """The spec's cells, every name and option validated first (one-line :class:`BenchError`).
 
-    ``defense_options`` maps ``KEY`` (every selected defense that has that
-    option) or ``DEFENSE:KEY`` (that defense only) to a value.  Budgets per
-    attack come from ``attacks.catalog.sweep_budgets``: without ``eps`` or
-    ``eps_sweep`` one cell per attack; with them, bounded attacks get a cell per
-    budget and minimal-perturbation attacks their unbudgeted cell plus one per
-    budget of their norm (scored from one run).  An attack is crossed only with
-    the threat models it supports, and must support at least one chosen.
+    Attack sets (``attacks.catalog.ALIASES``: ``strong``) are expanded, their
+    members crossed with ``whitebox`` only, the other attacks with every chosen
+    threat model they support.  Budgets per attack come from
+    ``attacks.catalog.sweep_budgets``: without ``eps`` or ``eps_sweep`` one cell per
+    attack; with them, bounded attacks get a cell per budget and minimal-perturbation
+    attacks their unbudgeted cell plus one per budget of their norm (scored from one
+    run).  The user's model, if any, gets the cells the undefended model would,
+    with itself in its place.  A cell asked for twice is made once.
     """
-    for name in datasets:
-        validate_dataset_name(name)
-    for name in defenses:
-        get_defense(name)
-    specs = [get_attack(name) for name in attacks]
-    threats = [threat_model(name) for name in threat_models]
-    for value in eps:
-        if not 0 < value <= 1:
-            raise BenchError(f"--eps {value} is outside (0, 1]: images are on [0, 1] pixel scale")
-    if samples < 1:
-        raise BenchError(f"--samples must be at least 1, got {samples}")
-    overrides = dict(defense_options or {})
-    options = {(dataset, defense): _options_for(get_defense(defense), load_dataset(dataset, seed, data_dir),
-                                                overrides)
-               for dataset, defense in itertools.product(datasets, defenses)}
+    spec.check(get_defense)
+    data = {dataset: load_dataset(dataset, spec.seed, data_dir) for dataset in spec.datasets}
+    options = _defense_options(spec, data)
+    cells = [Cell(dataset, defense, attack, threat, eps, spec.samples, spec.seed, options[dataset, defense])
+             for dataset, defense, attack, threat, eps in _crossed(spec, spec.defenses, data)]
+    if spec.user_model is not None:
+        user = spec.user_model
+        cells += [Cell(dataset, user.name, attack, threat, eps, spec.samples, spec.seed, user_model=user)
+                  for dataset, _, attack, threat, eps in _crossed(spec, (UNDEFENDED,), data)]
+    return list({cell.key: cell for cell in cells}.values())
+
+
+def _crossed(spec: GridSpec, defenses: Sequence[str], data: dict[str, Dataset]
+             ) -> Iterator[tuple[str, str, str, ThreatModel, float | None]]:
+    """``(dataset, defense, attack, threat model, budget)`` of each cell: the named attacks under
+    the chosen threat models they support, then the members of attack sets under ``whitebox``."""
+    plain, whitebox = split_aliases(list(spec.attacks))
+    for attacks, threats in ((plain, spec.threat_models), (whitebox, (ThreatModel.WHITEBOX.value,))):
+        for dataset, defense, name, threat in itertools.product(spec.datasets, defenses, attacks, threats):
+            attack, threat = get_attack(name), threat_model(threat)
+            if threat in attack.threat_models:
+                for eps in sweep_budgets(attack, data[dataset].family, list(spec.eps), spec.eps_sweep):
+                    yield dataset, defense, attack.name, threat, eps
+
+
+def _defense_options(spec: GridSpec, data: dict[str, Dataset]) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """(dataset, defense) -> the spec's ``defense_options`` that apply (each validated); an
+    option no selected defense has is a :class:`BenchError`."""
+    overrides = dict(spec.defense_options)
+    options = {(dataset, defense): _options_for(get_defense(defense), data[dataset], overrides)
+               for dataset, defense in itertools.product(spec.datasets, spec.defenses)}
     used = {key for chosen in options.values() for key, _ in chosen}
     unused = [key for key in overrides if (":" not in key and key not in used)
-              or (":" in key and key.rpartition(":")[0] not in defenses)]
+              or (":" in key and key.rpartition(":")[0] not in spec.defenses)]
     if unused:
-        raise BenchError(f"no selected defense has option {unused[0]!r} (defenses: {', '.join(defenses)})")
-    check_supported([spec.name for spec in specs], [t.value for t in threats])
-    families = {dataset: load_dataset(dataset, seed, data_dir).family for dataset in datasets}
-    cells = []
-    for dataset, defense, spec, threat in itertools.product(datasets, defenses, specs, threats):
-        if threat not in spec.threat_models:
-            continue
-        for budget in sweep_budgets(spec, families[dataset], list(eps), eps_sweep):
-            cells.append(Cell(dataset, defense, spec.name, threat, budget, samples, seed,
-                              options[dataset, defense]))
-    return cells
+        raise BenchError(f"no selected defense has option {unused[0]!r} (defenses: {', '.join(spec.defenses)})")
+    return options
 
 
 def _options_for(defense: Defense, data: Dataset, overrides: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -204,7 +210,7 @@ def trained_model(data: Dataset, defense: str | Defense, overrides: dict, seed: 
 
             def undefended() -> nn.Module:
                 started = time.perf_counter()
-                module = trained_model(data, "none", {}, seed, device, cache, progress).module
+                module = trained_model(data, UNDEFENDED, {}, seed, device, cache, progress).module
                 elsewhere.append(time.perf_counter() - started)
                 return module
 
@@ -281,8 +287,36 @@ def adversarial_examples(spec: AttackSpec, params: dict, source: TrainedModel, d
         return x_adv, seconds, False, queries
 
 
-def run_cell(cell: Cell, settings: Settings) -> dict:
-    """Compute one cell, store it in ``settings.out_dir`` and return its row."""
+@dataclasses.dataclass(frozen=True)
+class Crafted:
+    """A cell's adversarial examples and what made them: what :func:`score` needs."""
+
+    data: Dataset
+    attack: AttackSpec
+    params: dict
+    defended: TrainedModel
+    #: The model the examples were crafted on: ``defended``, or the undefended model under transfer.
+    source: TrainedModel
+    #: The evaluated test images (``eval_indices``), and their adversarial examples within the
+    #: cell's budget (a minimal attack's beyond it are replaced by the clean image).
+    idx: np.ndarray
+    x_adv: np.ndarray
+    seconds: float
+    cached: bool
+    queries: int
+    device: torch.device
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.data.x_test[self.idx]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.data.y_test[self.idx]
+
+
+def craft(cell: Cell, settings: Settings) -> Crafted:
+    """The cell's models (trained or cached) and adversarial examples (crafted or cached)."""
     device = resolve_device(settings.device)
     cache = settings.cache
     data = load_dataset(cell.dataset, cell.seed, settings.data_dir)
@@ -294,68 +328,73 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
     defended = trained_model(data, cell.plugin(), dict(cell.defense_options), cell.seed, device,
                              cache, settings.progress)
     if cell.threat_model is ThreatModel.TRANSFER:
-        source = trained_model(data, "none", {}, cell.seed, device, cache, settings.progress)
+        source = trained_model(data, UNDEFENDED, {}, cell.seed, device, cache, settings.progress)
     else:
         source = defended
-    blackbox = cell.threat_model is ThreatModel.BLACKBOX
     idx = eval_indices(data.n_test, cell.samples, cell.seed)
-    x, y = data.x_test[idx], data.y_test[idx]
     # ART's own progress bars stay off: the run shows one display of its own (bench.progress).
-    x_adv, seconds, adv_cached, queries = adversarial_examples(spec, params, source, data, idx, cell.seed,
-                                                               device, cache, False, blackbox)
+    x_adv, seconds, cached, queries = adversarial_examples(spec, params, source, data, idx, cell.seed, device,
+                                                           cache, False, cell.threat_model is ThreatModel.BLACKBOX)
+    x = data.x_test[idx]
     if not spec.bounded and cell.eps is not None:
         # Within the budget an adversarial image counts; beyond it the clean image is scored.
         within = perturbation_norms(x, x_adv)[spec.norm.value] <= cell.eps + 1e-6
         x_adv = np.where(within.reshape(-1, *([1] * (x.ndim - 1))), x_adv, x)
-    pred_clean, pred_adv = classify(defended.module, x, device), classify(defended.module, x_adv, device)
-    forward_clean = _argmax(defended.module, x, device)
-    if blackbox:
+    return Crafted(data, spec, params, defended, source, idx, x_adv, seconds, cached, queries, device)
+
+
+def score(cell: Cell, crafted: Crafted) -> tuple[Row, dict[str, np.ndarray]]:
+    """The cell's results row and per-image arrays: the defense's decisions on the clean and
+    adversarial images, and whether the examples fooled the model they were crafted on."""
+    x, y, x_adv, device, defended = crafted.x, crafted.y, crafted.x_adv, crafted.device, crafted.defended.module
+    pred_clean, pred_adv = classify(defended, x, device), classify(defended, x_adv, device)
+    forward_clean = _argmax(defended, x, device)  # (a randomized defense: calls in this order)
+    if cell.threat_model is ThreatModel.BLACKBOX:
         # The attack queried the defense's decision, so that is what it fooled or not.
         source_clean, source_adv = pred_clean, pred_adv
     else:
         # "Fooled the model it was crafted on" is judged on the logits the attack differentiated.
-        source_clean = _argmax(source.module, x, device)
-        source_adv = _argmax(source.module, x_adv, device)
+        source_clean = _argmax(crafted.source.module, x, device)
+        source_adv = _argmax(crafted.source.module, x_adv, device)
     norms = perturbation_norms(x, x_adv)
-    row = {
-        "dataset": data.name,
-        "dataset_source": data.source,
-        "dataset_is_subset": data.is_subset,
-        "n_train": data.n_train,
-        "n_val": data.n_val,
-        "n_test": data.n_test,
-        "n_eval": len(idx),
-        "defense": cell.defense,
-        "defense_options": _json(defended.options),
-        "attack": more_steps_name(spec.name) if cell.check == "more-steps" else spec.name,
-        "attack_params": _json(params),
-        "norm": spec.norm.value,
-        "threat_model": cell.threat_model.value,
-        "eps": params["eps"] if spec.bounded else (float("nan") if cell.eps is None else cell.eps),
-        "source_model": source.defense,
-        **summarize(y, pred_clean, pred_adv, source_clean, source_adv, norms),
-        "attack_seconds": seconds,
-        "model_cached": defended.cached,
-        "train_seconds": defended.train_seconds,
-        "train_device": defended.train_device,
-        "adv_cached": adv_cached,
-        "seed": cell.seed,
-        "device": describe(device),
-        "suite_version": bench.__version__,
-        "torch_version": torch.__version__,
-        "art_version": ART_VERSION,
-        "cell_key": cell.key,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "check": cell.check,
-        "forward_predict_agreement": float((pred_clean == forward_clean).mean()),
-        "queries_per_image": queries / len(idx) if blackbox else float("nan"),
-        "blackbox_output": blackbox_output(defended.module) if blackbox else "",
-    }
+    metrics = summarize(y, pred_clean, pred_adv, source_clean, source_adv, norms)
+    agreement = float((pred_clean == forward_clean).mean())
     arrays = {
-        "index": idx, "y": y, "pred_clean": pred_clean, "pred_adv": pred_adv,
+        "index": crafted.idx, "y": y, "pred_clean": pred_clean, "pred_adv": pred_adv,
         "source_clean": source_clean, "source_adv": source_adv, **norms,
         "gallery_x": x[:GALLERY_IMAGES], "gallery_x_adv": x_adv[:GALLERY_IMAGES],
     }
+    return _row(cell, crafted, metrics, agreement), arrays
+
+
+def _row(cell: Cell, crafted: Crafted, metrics: dict, agreement: float) -> Row:
+    """The results row of ``cell``: its configuration, ``metrics`` (``bench.metrics.summarize``)
+    and the provenance of its data, models and examples."""
+    data, spec, params, defended = crafted.data, crafted.attack, crafted.params, crafted.defended
+    blackbox = cell.threat_model is ThreatModel.BLACKBOX
+    return Row(
+        dataset=data.name, dataset_source=data.source, dataset_is_subset=data.is_subset,
+        n_train=data.n_train, n_val=data.n_val, n_test=data.n_test, n_eval=len(crafted.idx),
+        defense=cell.defense, defense_options=_json(defended.options),
+        attack=more_steps_name(spec.name) if cell.check == "more-steps" else spec.name,
+        attack_params=_json(params), norm=spec.norm.value, threat_model=cell.threat_model.value,
+        eps=params["eps"] if spec.bounded else (float("nan") if cell.eps is None else cell.eps),
+        source_model=crafted.source.defense, **metrics,
+        attack_seconds=crafted.seconds, adv_cached=crafted.cached,
+        model_cached=defended.cached, train_seconds=defended.train_seconds, train_device=defended.train_device,
+        seed=cell.seed, device=describe(crafted.device), suite_version=bench.__version__,
+        torch_version=torch.__version__, art_version=ART_VERSION, cell_key=cell.key,
+        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        check=cell.check, forward_predict_agreement=agreement,
+        queries_per_image=crafted.queries / len(crafted.idx) if blackbox else float("nan"),
+        blackbox_output=blackbox_output(defended.module) if blackbox else "",
+    )
+
+
+def run_cell(cell: Cell, settings: Settings) -> Row:
+    """Compute one cell (:func:`craft`, then :func:`score`), store it in ``settings.out_dir`` and
+    return its row."""
+    row, arrays = score(cell, craft(cell, settings))
     ResultsStore(settings.out_dir).save(row, arrays)
     return row
 
@@ -374,7 +413,7 @@ class GridOutcome:
     requested cells were already finished there."""
 
     table: pd.DataFrame
-    computed: list[dict]
+    computed: list[Row]
     resumed: int
     #: Distinct models the computed cells needed: trained now, and loaded (cache or memory).
     models_trained: int = 0
@@ -383,16 +422,16 @@ class GridOutcome:
 
 def _models_needed(cells: list[Cell]) -> list[tuple[str, str, tuple, int]]:
     """The distinct (dataset, defense, options, seed) the cells use, undefended sources included."""
-    needed = {(c.dataset, "none", (), c.seed) for c in cells if c.threat_model is ThreatModel.TRANSFER}
+    needed = {(c.dataset, UNDEFENDED, (), c.seed) for c in cells if c.threat_model is ThreatModel.TRANSFER}
     # A user's model (--model) comes trained: each worker just loads it.
     needed |= {(c.dataset, c.defense, c.defense_options, c.seed) for c in cells if c.user_model is None}
-    return sorted(needed, key=lambda m: (m[1] != "none", m))
+    return sorted(needed, key=lambda m: (m[1] != UNDEFENDED, m))
 
 
 def _adversarial_source(cell: Cell) -> tuple:
     """Cells with equal sources attack the same model and so share adversarial examples."""
     if cell.threat_model is ThreatModel.TRANSFER:
-        return ("none", (), ThreatModel.WHITEBOX.value)
+        return (UNDEFENDED, (), ThreatModel.WHITEBOX.value)
     return (cell.defense, cell.defense_options, cell.threat_model.value)
 
 
@@ -416,15 +455,9 @@ def _train_for(model: tuple[str, str, tuple, int], settings: Settings) -> tuple[
     return trained.key, trained.cached
 
 
-def _run_group(cells: list[Cell], settings: Settings, write_csv: bool = False) -> list[dict]:
-    """Run ``cells`` one after the other; with ``write_csv`` (in-process runs) ``results.csv`` is
-    rewritten after each, so it never misses a finished cell."""
-    rows = []
-    for cell in cells:
-        rows.append(run_cell(cell, settings))
-        if write_csv:
-            ResultsStore(settings.out_dir).write_csv()
-    return rows
+def _run_group(cells: list[Cell], settings: Settings) -> list[Row]:
+    """Run ``cells`` one after the other (one job of a parallel run)."""
+    return [run_cell(cell, settings) for cell in cells]
 
 
 def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True,
@@ -439,53 +472,75 @@ def run_grid(cells: Iterable[Cell], settings: Settings, resume: bool = True,
     default one is made from ``settings.progress`` and closed on return.
     """
     cells = list(cells)
-    # Where results and caches go must take a file before any work starts (a file in the place of
-    # --out, read-only, disk full): one line naming the folder.
-    ensure_writable(settings.out_dir, "--out")
-    ensure_writable(settings.cache.root, "cache folder")
-    record_invocation(settings.out_dir)  # command line and git commit, for the report's provenance
-    store = ResultsStore(settings.out_dir)
-    store.audit()  # damaged cells are set aside in cells/quarantine/ and recomputed
+    store = _open_store(settings)
     todo = [cell for cell in cells if not (resume and store.has(cell.key))]
-    parallel = {"jobs": settings.jobs, "backend": settings.backend, "scheduler": settings.scheduler}
-    in_process = settings.jobs == 1 and settings.backend == "loky"
     own_display = display is None
     display = Progress(settings.progress) if display is None else display
     # Epoch bars of a model being trained show only under the display's terminal line.
-    worker_settings = dataclasses.replace(settings, progress=in_process and display.training_progress)
-    models = _models_needed(todo)
-    computed = []
+    worker_settings = dataclasses.replace(settings, progress=_in_process(settings) and display.training_progress)
     try:
-        if in_process:
-            loaded = []
-            for index, model in enumerate(models, 1):
-                what = f"{model[1]} on {model[0]}"
-                display.training(what, index, len(models))
-                loaded.append(_train_for(model, worker_settings))
-                display.trained(what, loaded[-1][1])
-        else:
-            display.training(f"{len(models)} models in parallel", 1, 1)
-            loaded = list(parallel_map(functools.partial(_train_for, settings=worker_settings), models,
-                                       **parallel))
+        loaded = _load_models(_models_needed(todo), worker_settings, display)
         display.phase(len(todo), label)
-        groups = _share_adversarial(todo)
-        if in_process:
-            for cell in (cell for group in groups for cell in group):
-                display.start(cell)
-                started = time.perf_counter()
-                computed.append(run_cell(cell, worker_settings))
-                store.write_csv()  # results.csv never misses a finished cell
-                display.done(computed[-1], time.perf_counter() - started)
-        else:
-            for rows in parallel_map(functools.partial(_run_group, settings=worker_settings), groups,
-                                     **parallel):
-                computed.extend(rows)
-                for row in rows:
-                    display.done(row)
-                store.write_csv()
+        computed = _run_cells(_share_adversarial(todo), worker_settings, display, store)
     finally:  # also on Ctrl-C or an error: results.csv holds every cell finished so far
         if own_display:
             display.close()
         store.write_csv()
     cached = sum(1 for _, was_cached in loaded if was_cached)
     return GridOutcome(store.frame(), computed, len(cells) - len(todo), len(loaded) - cached, cached)
+
+
+def _open_store(settings: Settings) -> ResultsStore:
+    """The run folder's store, once the folder and the cache are known to take files (a file in
+    the place of --out, read-only, disk full: one line naming the folder), the invocation is
+    recorded (for the report's provenance) and damaged cells are set aside to be recomputed."""
+    ensure_writable(settings.out_dir, "--out")
+    ensure_writable(settings.cache.root, "cache folder")
+    record_invocation(settings.out_dir)  # command line and git commit
+    store = ResultsStore(settings.out_dir)
+    store.audit()  # damaged cells are set aside in cells/quarantine/ and recomputed
+    return store
+
+
+def _in_process(settings: Settings) -> bool:
+    return settings.jobs == 1 and settings.backend == "loky"
+
+
+def _parallel(settings: Settings) -> dict:
+    return {"jobs": settings.jobs, "backend": settings.backend, "scheduler": settings.scheduler}
+
+
+def _load_models(models: list[tuple[str, str, tuple, int]], settings: Settings,
+                 display: Progress) -> list[tuple[str, bool]]:
+    """Load or train each model (``_train_for``): one after the other in this process, shown one
+    by one, or in parallel."""
+    if not _in_process(settings):
+        display.training(f"{len(models)} models in parallel", 1, 1)
+        return list(parallel_map(functools.partial(_train_for, settings=settings), models, **_parallel(settings)))
+    loaded = []
+    for index, model in enumerate(models, 1):
+        what = f"{model[1]} on {model[0]}"
+        display.training(what, index, len(models))
+        loaded.append(_train_for(model, settings))
+        display.trained(what, loaded[-1][1])
+    return loaded
+
+
+def _run_cells(groups: list[list[Cell]], settings: Settings, display: Progress, store: ResultsStore) -> list[Row]:
+    """Run the groups' cells (in this process, or a group per parallel job); ``results.csv`` is
+    rewritten after each finished cell (in this process) or group, so it never misses one."""
+    computed = []
+    if _in_process(settings):
+        for cell in (cell for group in groups for cell in group):
+            display.start(cell)
+            started = time.perf_counter()
+            computed.append(run_cell(cell, settings))
+            store.write_csv()
+            display.done(computed[-1], time.perf_counter() - started)
+        return computed
+    for rows in parallel_map(functools.partial(_run_group, settings=settings), groups, **_parallel(settings)):
+        computed.extend(rows)
+        for row in rows:
+            display.done(row)
+        store.write_csv()
+    return computed

@@ -1,6 +1,6 @@
 """What a run concludes, beside ``results.csv``: its red flags (``OUT/flags.csv``) and its worst
 case per image (``OUT/summary.csv``), so reports and notebooks read the verdict the command
-line printed.  ``bench.api.run_cells`` (``bench run``, ``bench.benchmark``) calls these after
+line printed.  ``bench.api.run`` (``bench run``, ``bench.benchmark``) calls these after
 the grid and its sanity cells.
 
 :func:`probe_defenses` measures AutoAttack's model checks (``bench.flags.probe_model``) on

@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cli import cli
-from bench.gate import IDENTITY, METRICS, identify, read_run, run_arguments
+from bench.gate import IDENTITY, METRICS, identify, run_arguments
+from bench.results import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def run_seeds(baseline: dict, seeds: list[int], out: Path) -> dict[int, pd.DataF
         folder = out / f"seed-{seed}"
         print(f"seed {seed}: bench run {' '.join(run_arguments(baseline, seed))} --out {folder}", flush=True)
         cli.main(["run", *run_arguments(baseline, seed), "--out", str(folder), "-q"], standalone_mode=False)
-        frames[seed] = identify(read_run(folder), f"run {folder}")
+        frames[seed] = identify(read_results(folder), f"run {folder}")
     return frames
 
 

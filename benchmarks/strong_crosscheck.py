@@ -36,13 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from attacks.catalog import EPS  # noqa: E402
-from bench.api import make_cells  # noqa: E402
 from bench.datasets import load_dataset  # noqa: E402
 from bench.devices import describe, resolve_device  # noqa: E402
 from bench.metrics import wilson_interval  # noqa: E402
 from bench.models import classify  # noqa: E402
 from bench.results import ResultsStore  # noqa: E402
-from bench.runner import Settings, eval_indices, run_grid, trained_model  # noqa: E402
+from bench.runner import Settings, eval_indices, make_grid, run_grid, trained_model  # noqa: E402
+from bench.spec import GridSpec  # noqa: E402
 from bench.worst_case import summary  # noqa: E402
 
 CSV = ROOT / "benchmarks" / "strong_crosscheck.csv"
@@ -80,7 +80,8 @@ def main() -> None:
     data = load_dataset(args.dataset, args.seed)
     eps = args.eps if args.eps is not None else EPS[data.family]
     settings = Settings(out_dir=args.out, device=args.device, progress=False)
-    cells = make_cells([args.dataset], [args.defense], ["strong"], ["whitebox"], [eps], args.samples, args.seed)
+    cells = make_grid(GridSpec([args.dataset], [args.defense], ["strong"], ["whitebox"], [eps], samples=args.samples,
+                               seed=args.seed))
     started = time.perf_counter()
     run_grid(cells, settings)
     suite_seconds = time.perf_counter() - started

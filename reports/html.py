@@ -47,9 +47,9 @@ from bench.cache import write_bytes_atomic
 from bench.flags import read_flags
 from bench.errors import BenchError
 from bench.metrics import with_intervals
-from bench.gate import METRICS, read_run
+from bench.gate import METRICS
 from bench.provenance import read_invocations
-from bench.results import ResultsStore
+from bench.results import ResultsStore, read_results
 from bench.worst_case import ranking, read_summary, summary
 from defenses import REGISTRY as DEFENSES
 from reports import plots
@@ -83,7 +83,7 @@ class Run:
 
 def load_run(path: str | Path, name: str | None = None) -> Run:
     """Read ``path/results.csv`` and label its defenses and attacks for display."""
-    frame = with_intervals(read_run(path))  # results.csv from before the interval columns: derived
+    frame = with_intervals(read_results(path))  # results.csv from before the interval columns: derived
     frame = frame.assign(defense_label=defense_labels(frame), attack_label=frame.apply(attack_label, axis=1)
                          if len(frame) else pd.Series(dtype=str))
     # A minimal-perturbation attack runs once; its budget rows only score that run differently.

@@ -21,7 +21,7 @@ LAYERS = {
         "progress", "provenance", "results")} | {"bench.__version__"},
     "plugins": {"defenses", "attacks"},
     "runner": {f"bench.{name}" for name in (
-        "runner", "user_model", "flags", "gate", "summary", "worst_case", "verdict")},
+        "spec", "runner", "user_model", "flags", "gate", "summary", "worst_case", "verdict")},
     "entry points": {"bench.api", "bench.cli", "reports"},
 }
 #: Names ``bench`` re-exports from :mod:`bench.api` (``bench.benchmark`` is the API, not the package).

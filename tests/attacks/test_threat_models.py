@@ -14,6 +14,7 @@ from attacks.art_adapter import BLACKBOX_OUTPUT
 from attacks.catalog import SWEEP
 from bench.results import ResultsStore
 from bench.runner import Settings, make_grid, run_grid
+from bench.spec import GridSpec
 
 BUILT_IN_ATTACKS = sorted(name for name, spec in attacks.REGISTRY.items() if spec.origin == "built-in")
 BUILT_IN_DEFENSES = sorted(name for name, d in defenses.REGISTRY.items() if d.origin == "built-in")
@@ -23,8 +24,8 @@ SAMPLES = 8
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     out = tmp_path_factory.mktemp("every-attack")
-    cells = make_grid(["digits"], BUILT_IN_DEFENSES, BUILT_IN_ATTACKS, [t.value for t in ThreatModel],
-                      samples=SAMPLES)
+    cells = make_grid(GridSpec(["digits"], BUILT_IN_DEFENSES, BUILT_IN_ATTACKS, [t.value for t in ThreatModel],
+                               samples=SAMPLES))
     table = run_grid(cells, Settings(out_dir=out, device="cpu", progress=False)).table
     return table, ResultsStore(out)
 
@@ -80,8 +81,8 @@ def test_transfer_examples_are_the_undefended_models_whitebox_ones(grid):
 
 
 def test_minimal_attack_sweep_scores_one_run_at_each_budget_of_its_norm(tmp_path):
-    cells = make_grid(["digits"], ["none"], ["deepfool", "fgsm"], ["whitebox"], eps=[0.1, 0.3], samples=SAMPLES,
-                      eps_sweep=True)
+    cells = make_grid(GridSpec(["digits"], ["none"], ["deepfool", "fgsm"], ["whitebox"], eps=[0.1, 0.3],
+                               samples=SAMPLES, eps_sweep=True))
     l2_grid = SWEEP["digits"][attacks.Norm.L2]
     assert sorted((c.attack, c.eps or 0) for c in cells) == sorted(
         [("fgsm", 0.1), ("fgsm", 0.3), ("deepfool", 0)] + [("deepfool", e) for e in l2_grid])

@@ -15,6 +15,7 @@ from attacks import ThreatModel
 from bench.cache import config_hash
 from bench.flags import FLAG_COLUMNS, FLAGS, LARGE_EPS, SANITY_DIR, red_flags, sanity_cells
 from bench.runner import Cell, Settings, make_grid, run_grid
+from bench.spec import GridSpec
 from defenses import Defense, FitContext
 
 
@@ -131,8 +132,8 @@ def flagged_run(tmp_path_factory):
                         fit=_saturated_fit, defaults=lambda data: {})
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(defenses.REGISTRY, "saturated", saturated)
-        cells = make_grid(["digits"], ["none", "saturated"], ["fgsm", "pgd", "square"],
-                          ["whitebox", "blackbox"], samples=48)
+        cells = make_grid(GridSpec(["digits"], ["none", "saturated"], ["fgsm", "pgd", "square"],
+                                   ["whitebox", "blackbox"], samples=48))
         out = tmp_path_factory.mktemp("flags")
         table = run_grid(cells, Settings(out_dir=out, device="cpu", progress=False)).table
         run_grid(sanity_cells(cells), Settings(out_dir=out / SANITY_DIR, device="cpu", progress=False))
