@@ -32,7 +32,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -402,7 +402,3 @@ ATTACKS = (
         parameters=_each(max_iter=10, max_eval=1000, init_eval=100, init_size=100),
     ),
 )
-
-#: attack -> family -> its constructor parameters before derivation: a view of the built-in
-#: attacks' ``AttackSpec.parameters``, where each attack's own live.
-PARAMETERS: dict[str, Mapping[str, dict]] = {spec.name: spec.parameters for spec in ATTACKS}
