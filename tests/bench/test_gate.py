@@ -162,3 +162,12 @@ def test_missing_baseline_or_run_is_a_one_line_error(run, tmp_path):
         result = _bench("check", *args)
         assert result.exit_code == 1 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_results_reader_requires_exactly_what_the_gate_compares():
+    # bench.results sits below the gate, so it lists the gate's columns itself; they must agree.
+    from bench import results
+    from bench.gate import IDENTITY, METRICS, SETTINGS
+
+    assert set(results.REQUIRED) == {*IDENTITY, *SETTINGS, *METRICS, "cell_key"}
+    assert set(results.NUMERIC) == {*METRICS, *SETTINGS, "eps"}
