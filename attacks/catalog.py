@@ -1,9 +1,8 @@
 """The attacks and their default parameters, per dataset family.
 
 Budgets follow the literature's standard threat models and are never lowered
-to flatter a defense: L∞ ε = 0.3 on MNIST and ε = 8/255 on CIFAR-10 (Madry et
-al. 2018), 0.1 on Fashion-MNIST, and 0.3 on the 8×8 digits (handwriting at the
-same [0, 1] scale as MNIST).  Each attack's defaults per family are its
+to flatter a defense: each family's ε (``bench.families``: L∞ 0.3 on MNIST and
+8/255 on CIFAR-10, Madry et al. 2018).  Each attack's defaults per family are its
 ``AttackSpec.parameters``; ``--eps`` overrides ε of bounded attacks, and derived
 step sizes follow it (``AttackSpec.derive``: ``eps_step = 2.5·ε / max_iter`` for
 PGD-style attacks, Madry et al.; the initial ``eps_step = 2·ε`` of APGD, Croce & Hein).
@@ -19,8 +18,8 @@ iteration counts here; the model evaluations ART actually made are counted and
 recorded per row as ``queries_per_image`` (see docs/attacks.md for measured
 costs).
 
-ε sweeps (``--eps-sweep``, or ``--eps`` lists) use the budget grids of
-``SWEEP``, per family and per norm; minimal-perturbation attacks are scored at
+ε sweeps (``--eps-sweep``, or ``--eps`` lists) use the family's budget grids
+(``bench.families``: ``Family.sweep``, per norm); minimal-perturbation attacks are scored at
 each budget of their own norm from their per-image perturbation norms.
 
 Example::
@@ -38,6 +37,8 @@ import numpy as np
 
 from attacks import AttackSpec, Norm, ThreatModel
 from bench.errors import BenchError
+from bench.families import FAMILIES
+from bench.families import family as family_defaults
 
 if TYPE_CHECKING:
     from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent
@@ -66,29 +67,10 @@ def _evasion():
 
     return art.attacks.evasion
 
-FAMILIES = ("digits", "mnist", "fashion-mnist", "cifar10")
-EPS = {"digits": 0.3, "mnist": 0.3, "fashion-mnist": 0.1, "cifar10": 8 / 255}
-
-
 def _each(**params) -> dict[str, dict]:
     """The same parameters for every family, with that family's ε where ``eps=True``."""
     with_eps = params.pop("eps", False)
-    return {family: ({"eps": EPS[family]} if with_eps else {}) | params for family in FAMILIES}
-
-
-#: family -> norm -> budgets of an ε sweep (L∞ and L2 on [0, 1] pixel scale; L0 in changed
-#: pixel values).  Each grid brackets the family's standard budget and reaches where an
-#: undefended model is broken, so a curve shows both ends.
-SWEEP: dict[str, dict[Norm, tuple[float, ...]]] = {
-    "digits": {Norm.LINF: (0.05, 0.1, 0.2, 0.3, 0.4), Norm.L2: (0.25, 0.5, 1.0, 1.5, 2.0),
-               Norm.L0: (1, 2, 4, 8, 16)},
-    "mnist": {Norm.LINF: (0.05, 0.1, 0.2, 0.3, 0.4), Norm.L2: (0.5, 1.0, 1.5, 2.0, 3.0),
-              Norm.L0: (2, 5, 10, 20, 40)},
-    "fashion-mnist": {Norm.LINF: (0.02, 0.05, 0.1, 0.15, 0.2), Norm.L2: (0.25, 0.5, 1.0, 1.5, 2.0),
-                      Norm.L0: (2, 5, 10, 20, 40)},
-    "cifar10": {Norm.LINF: (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
-                Norm.L2: (0.125, 0.25, 0.5, 1.0, 1.5), Norm.L0: (3, 10, 30, 100, 300)},
-}
+    return {name: ({"eps": defaults.eps} if with_eps else {}) | params for name, defaults in FAMILIES.items()}
 
 
 def _madry_step(params: dict) -> dict:
@@ -125,13 +107,13 @@ def sweep_budgets(spec: AttackSpec, family: str, eps: list[float], sweep: bool) 
     """The budgets an attack's rows get: ``None`` is the default (bounded) or no budget (minimal).
 
     Bounded attacks run once per budget: ``eps`` (L∞ budgets from ``--eps``)
-    when given, else the family's ``SWEEP`` grid of their norm under ``sweep``.
+    when given, else the family's sweep grid of their norm (``Family.sweep``) under ``sweep``.
     Minimal-perturbation attacks always give their unbudgeted row, plus one
     row per budget of their own norm, all from one attack run, only when budgets
     of that norm are asked for: ``eps`` for an L∞ attack, ``sweep`` for any
     (``--eps`` alone, being L∞, leaves DeepFool, C&W-L2 and JSMA unbudgeted).
     """
-    grid = list(eps) if (eps and spec.norm is Norm.LINF) else list(SWEEP[family][spec.norm])
+    grid = list(eps) if (eps and spec.norm is Norm.LINF) else list(family_defaults(family).sweep[spec.norm.value])
     if spec.bounded:
         return grid if (eps or sweep) else [None]
     return [None, *grid] if (sweep or (eps and spec.norm is Norm.LINF)) else [None]

@@ -23,10 +23,10 @@ import click
 import bench
 from attacks import REGISTRY as ATTACKS
 from attacks import ThreatModel, get_attack
-from attacks.catalog import EPS
 from bench.datasets import dataset_choices
 from bench.devices import DEVICE_CHOICES
 from bench.errors import BenchError
+from bench.families import standard_budgets
 from bench.parallel import BACKENDS
 from bench.spec import DEFAULT_ATTACKS as DEFAULT_ATTACK_NAMES
 from bench.spec import UNDEFENDED, GridSpec, names, skipped
@@ -100,8 +100,8 @@ def list_command() -> None:
               "Minimal-perturbation attacks (DeepFool, C&W-L2, JSMA) run once, unbudgeted; with "
               "--eps-sweep they are also scored at each budget of their own norm.")
 @click.option("--eps-sweep", is_flag=True,
-              help="Run every attack over its dataset's budget grid for its norm (attacks/catalog.py "
-              "SWEEP; --eps replaces the L∞ grid); minimal attacks are scored at each budget from one run.")
+              help="Run every attack over its dataset's budget grid for its norm (bench/families.py "
+              "sweep; --eps replaces the L∞ grid); minimal attacks are scored at each budget from one run.")
 @click.option("--samples", "-n", default=200, show_default=True, type=int,
               help="Test images attacked per cell (drawn by --seed, the same for every cell).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for splits, training, attacks.")
@@ -189,9 +189,7 @@ def _worst_case_lead(outcome, table) -> dict[str, list[str]] | None:
         return None
     worst = outcome.summary[outcome.summary["defense"].isin(set(table["defense"]))]
     flagged = set() if outcome.flags is None else set(zip(outcome.flags["dataset"], outcome.flags["defense"]))
-    standard = {name: EPS[name.removesuffix("-subset")] for name in worst["dataset"].unique()
-                if name.removesuffix("-subset") in EPS}
-    lines = lead_lines(worst, flagged, standard)
+    lines = lead_lines(worst, flagged, standard_budgets(worst["dataset"].unique()))
     return {dataset: lines[dataset] for dataset in lines} or None
 
 

@@ -5,14 +5,12 @@ vector of ``feature_dim``) followed by a linear ``head`` giving logits.  Defense
 that need a different output (DunDi's embedding) replace the head.  Inputs are
 float ``N×C×H×W`` in [0, 1]; forward returns logits ``N×num_classes``.
 
-Defaults per dataset family (architecture and training budget) live in the two
-tables below, so there is one place to read them.
+Each family's default architecture and training budget live in ``bench.families``.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import random
 from typing import Callable
 
@@ -23,26 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.datasets import Dataset
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimiser settings; the epoch kept is the one with the best validation score."""
-
-    epochs: int
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-
-
-#: family -> (architecture, training budget) of the undefended model.
-ARCHITECTURE = {"digits": "cnn8", "mnist": "cnn28", "fashion-mnist": "cnn28", "cifar10": "resnet8"}
-TRAINING = {
-    "digits": TrainConfig(epochs=30, batch_size=64),
-    "mnist": TrainConfig(epochs=8),
-    "fashion-mnist": TrainConfig(epochs=15),
-    "cifar10": TrainConfig(epochs=40, weight_decay=5e-4),
-}
+from bench.families import TrainConfig, family
 
 
 class Classifier(nn.Module):
@@ -107,11 +86,13 @@ def _resnet8(channels: int) -> tuple[nn.Module, int]:
 _BUILDERS: dict[str, Callable[[int], tuple[nn.Module, int]]] = {
     "cnn8": _cnn8, "cnn28": _cnn28, "resnet8": _resnet8,
 }
+#: The zoo's architecture names.
+ZOO = tuple(sorted(_BUILDERS))
 
 
 def build_classifier(data: Dataset, architecture: str | None = None) -> Classifier:
     """The family's default architecture (or ``architecture``), untrained."""
-    name = architecture or ARCHITECTURE[data.family]
+    name = architecture or family(data.family).architecture
     features, dim = _BUILDERS[name](data.input_shape[0])
     return Classifier(features, dim, data.num_classes)
 

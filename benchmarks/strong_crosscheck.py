@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from attacks.catalog import EPS  # noqa: E402
+from bench.families import family  # noqa: E402
 from bench.datasets import load_dataset  # noqa: E402
 from bench.devices import describe, resolve_device  # noqa: E402
 from bench.metrics import wilson_interval  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.seed)
-    eps = args.eps if args.eps is not None else EPS[data.family]
+    eps = args.eps if args.eps is not None else family(data.family).eps
     settings = Settings(out_dir=args.out, device=args.device, progress=False)
     cells = make_grid(GridSpec([args.dataset], [args.defense], ["strong"], ["whitebox"], [eps], samples=args.samples,
                                seed=args.seed))

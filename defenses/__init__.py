@@ -119,9 +119,9 @@ RANGES = {
 
 def _built_in_choices() -> dict[str, tuple]:
     """The string options of the built-in defenses that take one of a fixed list of names."""
-    from bench.models import ARCHITECTURE
+    from bench.models import ZOO
 
-    choices = {"architecture": tuple(sorted(set(ARCHITECTURE.values())))}
+    choices = {"architecture": ZOO}
     for module_name, option, attribute in (("defenses.dundi", "loss", "LOSSES"),
                                            ("defenses.robust_training", "init", "INITS")):
         module = importlib.import_module(module_name)
@@ -179,9 +179,9 @@ def validate_option(defense: Defense, data: Dataset, key: str, value: Any, defau
 @functools.lru_cache(maxsize=32)
 def _check_architecture(name: str, shape: tuple, classes: int, where: str) -> None:
     """A zoo architecture must build and give ``classes`` logits for images of ``shape``."""
-    from bench.models import ARCHITECTURE, build_classifier
+    from bench.models import ZOO, build_classifier
 
-    if name not in set(ARCHITECTURE.values()):
+    if name not in ZOO:
         return  # not a zoo name: the defense's own (a plugin's)
     import torch
 

@@ -42,11 +42,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.datasets import Dataset
+from bench.families import TrainConfig
 from bench.models import train
 from defenses import Defense, FitContext
 from defenses.baseline_defaults import BASELINES
 from defenses.robust_training import (build, cross_entropy_sum, initialise, pgd_linf, robust_accuracy,
-                                      train_config, training_options)
+                                      training_options)
 
 
 def _fgsm_defaults(data: Dataset) -> dict:
@@ -65,7 +66,7 @@ def _fit_fgsm(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -
         return robust_accuracy(net, data, ctx.device, eps=eps, step_size=eps, steps=1, start="none")
 
     initialise(model, data, options, ctx)
-    train(model, data, train_config(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
+    train(model, data, TrainConfig.from_options(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
           score=score, desc="train adv-fgsm", progress=ctx.progress)
 
 
@@ -94,7 +95,7 @@ def _fit_pgd(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) ->
         return robust_accuracy(net, data, ctx.device, **attack)
 
     initialise(model, data, options, ctx)
-    train(model, data, train_config(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
+    train(model, data, TrainConfig.from_options(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
           score=score, desc="train adv-pgd", progress=ctx.progress)
 
 

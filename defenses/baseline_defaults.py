@@ -8,7 +8,7 @@ family's row changes that family's option values, hence the cache keys of its
 models, and nothing else.
 
 ``eps`` (L∞ training radius)
-    Always the evaluation budget of ``attacks.catalog.EPS``: 0.3 on MNIST and
+    Always the family's evaluation budget (``bench.families``): 0.3 on MNIST and
     on the 8×8 digits, 8/255 on CIFAR-10 (Madry et al. 2018), 0.1 on
     Fashion-MNIST.  A defense is evaluated at the radius it was trained for.
 ``steps``, ``step_size`` (inner PGD of ``adv-pgd`` and ``trades``)
@@ -24,7 +24,7 @@ models, and nothing else.
     Simple Fine-tuning Is All You Need', CVPR), which reaches robustness in a
     few epochs; ``init="scratch"`` trains from random weights as the original
     papers did (Madry et al.: ~100k steps on MNIST).  Learning rate and
-    weight decay are the undefended model's (``bench.models.TRAINING``).  The
+    weight decay are the undefended model's (``Family.training``).  The
     epoch kept is chosen on validation data under the defense's own training
     attack.
 ``gpu_steps``, ``gpu_step_size``
@@ -44,7 +44,7 @@ models, and nothing else.
     loss at no robustness cost; docs/defenses.md).
 ``temperature`` (``distillation``)
     Papernot et al. 2016: T = 100.  Teacher and student each use the
-    undefended model's training budget (``bench.models.TRAINING``).
+    undefended model's training budget (``Family.training``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ import dataclasses
 
 import torch
 
-from attacks.catalog import EPS
+from bench.families import FAMILIES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,7 @@ BASELINES = {
     # 8×8 digits (1,293 training images): ε as MNIST; 5 steps of 2.5·ε/5, small batches
     # (more optimiser steps per epoch).  Training from scratch as the papers did is cheap
     # here (~15 s on 2 cores for 40 epochs), so digits follows them rather than fine-tuning.
-    "digits": Baseline(eps=EPS["digits"], steps=5, step_size=0.15, epochs=40, batch_size=32, init="scratch"),
+    "digits": Baseline(eps=FAMILIES["digits"].eps, steps=5, step_size=0.15, epochs=40, batch_size=32, init="scratch"),
     # MNIST: Madry et al.'s ε and network trained from scratch; on CPU 10 steps of 2.5·ε/10 (one
     # epoch of the 15,648-image subset: ~1.2 min on 2 idle cores), on a GPU their 40 × 0.01.
     # Measured on validation (docs/defenses.md): adv-pgd from scratch at full ε sat at chance
@@ -94,10 +94,10 @@ BASELINES = {
     # epochs of 128), so adv-pgd ramps ε over 2 epochs and takes batches of 64 (more steps, as
     # Madry et al.'s 50); trades learns from scratch (0.376, 0.550 after two epochs).  trades'
     # β = 3: on validation β = 6 kept clean 0.978 (robust 0.932), β = 3 clean 0.986 (robust 0.940).
-    "mnist": Baseline(eps=EPS["mnist"], steps=10, step_size=0.075, epochs=20, batch_size=64,
+    "mnist": Baseline(eps=FAMILIES["mnist"].eps, steps=10, step_size=0.075, epochs=20, batch_size=64,
                       init="scratch", eps_warmup=2.0, beta=3.0, gpu_steps=40, gpu_step_size=0.01),
     # Fashion-MNIST: ε = 0.1, 10 steps of 2.5·ε/10 (not validated here).
-    "fashion-mnist": Baseline(eps=EPS["fashion-mnist"], steps=10, step_size=0.025, epochs=10, batch_size=64),
+    "fashion-mnist": Baseline(eps=FAMILIES["fashion-mnist"].eps, steps=10, step_size=0.025, epochs=10, batch_size=64),
     # CIFAR-10: Madry et al.'s 7 steps of 2/255 at ε = 8/255 (not validated here).
-    "cifar10": Baseline(eps=EPS["cifar10"], steps=7, step_size=2 / 255, epochs=30, batch_size=128),
+    "cifar10": Baseline(eps=FAMILIES["cifar10"].eps, steps=7, step_size=2 / 255, epochs=30, batch_size=128),
 }

@@ -36,7 +36,7 @@ from torch import nn
 from bench.datasets import Dataset, load_dataset
 from bench.errors import one_line
 from bench.models import accuracy, classify, seed_everything
-from defenses import Defense, FitContext, get_defense
+from defenses import Defense, FitContext, none
 
 CPU = torch.device("cpu")
 #: Images of the test split pushed through ``forward`` by the ``logits`` and ``gradients`` rules.
@@ -75,7 +75,7 @@ def fit_defense(defense: Defense, data: Dataset, seed: int = 0) -> nn.Module:
     options = defense.options(data)
     seed_everything(seed)
     model = defense.build(data, options)
-    undefended = functools.cache(lambda: fit_defense(get_defense("none"), data, seed))
+    undefended = functools.cache(lambda: fit_defense(none.DEFENSE, data, seed))
     defense.fit(model, data, options, FitContext(seed=seed, device=CPU, progress=False, undefended=undefended))
     return model.eval()
 

@@ -15,7 +15,7 @@ by T), which is what ``cw-l2`` optimises on.
 Distance measure: none of its own (it changes training, not the input).
 
 Options (defaults per family: T in ``defenses.baseline_defaults.BASELINES``, the
-optimiser budget in ``bench.models.TRAINING``, used by teacher and student each):
+optimiser budget in ``bench.families``, used by teacher and student each):
     temperature (float): T of teacher and student training (100, as in the paper).
     architecture (str), epochs (int), batch_size (int), lr (float), weight_decay (float).
 The epoch kept (teacher and student) is the one with the best validation accuracy.
@@ -35,10 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.datasets import Dataset
+from bench.families import TrainConfig
 from bench.models import seed_everything, train
 from defenses import Defense, FitContext
 from defenses.baseline_defaults import BASELINES
-from defenses.robust_training import build, train_config, training_options
+from defenses.robust_training import build, training_options
 
 # Not ART's DefensiveDistillation: it expects classifiers whose output already is
 # softmax(logits / T) and trains the student with ``fit`` on NumPy soft labels
@@ -52,7 +53,7 @@ def _defaults(data: Dataset) -> dict:
 
 def _fit(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -> None:
     temperature = options["temperature"]
-    config = train_config(options)
+    config = TrainConfig.from_options(options)
     seed_everything(ctx.seed)
     teacher = build(data, options)
 

@@ -51,7 +51,7 @@ validation split, see docs/dundi.md):
     noise (float): std of Gaussian noise added to training images (clipped to [0, 1]);
         NOT part of the paper (Gaussian data augmentation, Zantedeschi et al. 2017),
         0 turns it off. Default: 0.0.
-    epochs, batch_size, lr, weight_decay: optimiser (``bench.models.TrainConfig``);
+    epochs, batch_size, lr, weight_decay: optimiser (``bench.families.TrainConfig``);
         the epoch kept is the one with the best two-step validation accuracy.
 
 Shapes: input ``N×C×H×W`` in [0, 1] -> logits ``N×num_classes`` (``forward``),
@@ -75,13 +75,11 @@ from torch import nn
 
 from bench.datasets import Dataset
 from bench.errors import BenchError
-from bench.models import (ARCHITECTURE, TRAINING, TrainConfig, build_classifier, classify,
-                          logits_of, seed_everything, train)
+from bench.families import TrainConfig, family
+from bench.models import ZOO, build_classifier, classify, logits_of, seed_everything, train
 from defenses import Defense, FitContext
 
 LOSSES = ("triplet", "contrastive")
-#: The zoo architectures a ``backbone=PATH`` state dict may hold.
-ZOO = tuple(sorted(set(ARCHITECTURE.values())))
 #: Attribute names under which torchvision models keep their classification head.
 TORCHVISION_HEADS = ("fc", "classifier", "head", "heads")
 
@@ -195,7 +193,7 @@ def _defaults(data: Dataset) -> dict:
         "loss": "triplet", "margin": 0.5, "embedding_dim": 64, "normalize": True,
         "k": 3, "m": 5, "refs_per_class": 100,
         "backbone": "", "freeze_backbone": False, "noise": 0.0,
-        **dataclasses.asdict(TRAINING[data.family]),
+        **dataclasses.asdict(family(data.family).training),
     }
 
 
@@ -339,8 +337,7 @@ def _fit(model: DunDi, data: Dataset, options: dict, ctx: FitContext) -> None:
         set_references(net, x_train, y_train, ctx.seed)
         return float((classify(net, data.x_val, ctx.device) == data.y_val).mean())
 
-    config = TrainConfig(**{f.name: options[f.name] for f in dataclasses.fields(TrainConfig)})
-    train(model, data, config, seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
+    train(model, data, TrainConfig.from_options(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
           score=two_step_validation_accuracy, desc="train dundi", progress=ctx.progress)
 
 

@@ -73,6 +73,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import torch
@@ -81,12 +82,13 @@ from torch import nn
 
 from bench.datasets import Dataset
 from bench.errors import BenchError
-from bench.models import TRAINING, TrainConfig, classify, train
+from bench.families import TrainConfig, family
+from bench.models import train
 from defenses import Defense, FitContext
 from defenses.baseline_defaults import BASELINES
 from defenses.dundi import (DunDi, _backbone, _check, _initialise, class_distances, embed_all,
                             pairwise_distances, set_references, triplet_batch_hard)
-from defenses.robust_training import VALIDATION_IMAGES, cross_entropy_sum, pgd_linf
+from defenses.robust_training import cross_entropy_sum, pgd_linf, robust_accuracy
 
 POSITIVES = ("hardest", "own")
 #: Objectives of the training attack on the distance logits ``−d``.
@@ -129,7 +131,7 @@ def _defaults(data: Dataset) -> dict:
     steps, step_size = base.inner_attack()
     # adv-pgd's epochs and ε warm-up; its batch size too, but at least 64: batch-hard mining needs
     # several images of every class in a batch (at 32 a digits batch holds ~3 per class).
-    budget = dataclasses.replace(TRAINING[data.family], epochs=base.epochs,
+    budget = dataclasses.replace(family(data.family).training, epochs=base.epochs,
                                  batch_size=max(base.batch_size, MIN_BATCH))
     return {
         "eps": base.eps, "steps": steps, "step_size": step_size,
@@ -181,26 +183,6 @@ def reference_indices(y_train: torch.Tensor, num_classes: int, refs: int, seed: 
     return torch.stack(rows)
 
 
-def robust_two_step_accuracy(model: DunDi, data: Dataset, device: torch.device, *, eps: float,
-                             step_size: float, steps: int) -> float:
-    """Two-step accuracy on the first 500 validation images under the training attack run with each
-    objective (margin and cross-entropy on the distance logits, uniform start): an image counts when
-    it survives both.  The same starts every epoch (forked, seeded RNG)."""
-    x = torch.as_tensor(data.x_val[:VALIDATION_IMAGES], device=device)
-    y = torch.as_tensor(data.y_val[:VALIDATION_IMAGES], device=device)
-    correct = 0
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(0)
-        for start in range(0, len(y), 256):
-            xb, yb = x[start:start + 256], y[start:start + 256]
-            survives = torch.ones(len(yb), dtype=torch.bool, device=device)
-            for loss in ATTACK_LOSSES:
-                x_adv = pgd_linf(model, xb, attack_objective(loss, yb), eps, step_size, steps, "uniform")
-                survives &= torch.as_tensor(classify(model, x_adv, device), device=device) == yb
-            correct += int(survives.sum())
-    return correct / len(y)
-
-
 def _fit(model: DunDi, data: Dataset, options: dict, ctx: FitContext) -> None:
     _initialise(model, options, ctx)
     model.to(ctx.device)
@@ -241,11 +223,12 @@ def _fit(model: DunDi, data: Dataset, options: dict, ctx: FitContext) -> None:
     def score(net: DunDi) -> float:
         # This epoch's centroids and references go into the state dict train() keeps for the best epoch.
         set_references(net, x_train, y_train, ctx.seed)
-        return robust_two_step_accuracy(net, data, ctx.device, **attack)
+        # Two-step accuracy under the training attack with each objective (uniform start).
+        return robust_accuracy(net, data, ctx.device, **attack, start="uniform",
+                               objectives=[functools.partial(attack_objective, loss) for loss in ATTACK_LOSSES])
 
-    config = TrainConfig(**{f.name: options[f.name] for f in dataclasses.fields(TrainConfig)})
-    train(model, data, config, seed=ctx.seed, device=ctx.device, batch_loss=batch_loss, score=score,
-          desc="train dundi-at", progress=ctx.progress)
+    train(model, data, TrainConfig.from_options(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
+          score=score, desc="train dundi-at", progress=ctx.progress)
 
 
 DEFENSE = Defense(

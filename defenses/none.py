@@ -5,7 +5,7 @@ Model: the dataset family's default zoo architecture (``bench.models``), trained
 with Adam and a cosine schedule; the epoch kept is the one with the best
 validation accuracy.
 
-Options (defaults per family in ``bench.models.TRAINING``):
+Options (defaults per family in ``bench.families``):
     architecture (str): zoo architecture, e.g. ``cnn8``, ``cnn28``, ``resnet8``.
     epochs (int), batch_size (int), lr (float), weight_decay (float).
 
@@ -24,12 +24,14 @@ import dataclasses
 from torch import nn
 
 from bench.datasets import Dataset
-from bench.models import ARCHITECTURE, TRAINING, TrainConfig, build_classifier, train
+from bench.families import TrainConfig, family
+from bench.models import build_classifier, train
 from defenses import Defense, FitContext
 
 
 def _defaults(data: Dataset) -> dict:
-    return {"architecture": ARCHITECTURE[data.family], **dataclasses.asdict(TRAINING[data.family])}
+    defaults = family(data.family)
+    return {"architecture": defaults.architecture, **dataclasses.asdict(defaults.training)}
 
 
 def _build(data: Dataset, options: dict) -> nn.Module:
@@ -37,8 +39,8 @@ def _build(data: Dataset, options: dict) -> nn.Module:
 
 
 def _fit(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -> None:
-    config = TrainConfig(**{f.name: options[f.name] for f in dataclasses.fields(TrainConfig)})
-    train(model, data, config, seed=ctx.seed, device=ctx.device, desc="train none", progress=ctx.progress)
+    train(model, data, TrainConfig.from_options(options), seed=ctx.seed, device=ctx.device, desc="train none",
+          progress=ctx.progress)
 
 
 DEFENSE = Defense(

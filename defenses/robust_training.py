@@ -13,7 +13,7 @@ The defaults these functions are called with are in
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,8 @@ from torch import nn
 
 from bench.datasets import Dataset
 from bench.errors import BenchError
-from bench.models import ARCHITECTURE, TRAINING, TrainConfig, build_classifier
+from bench.families import family
+from bench.models import build_classifier, classify
 from defenses import FitContext
 from defenses.baseline_defaults import BASELINES
 
@@ -42,16 +43,12 @@ def build(data: Dataset, options: dict) -> nn.Module:
 
 def training_options(data: Dataset, robust: bool = True) -> dict:
     """``architecture`` and optimiser settings: the robust-training budget (with ``init``), or the undefended one."""
-    budget = TRAINING[data.family]
+    defaults = family(data.family)
     if not robust:
-        return {"architecture": ARCHITECTURE[data.family], **dataclasses.asdict(budget)}
+        return {"architecture": defaults.architecture, **dataclasses.asdict(defaults.training)}
     row = BASELINES[data.family]
-    budget = dataclasses.replace(budget, epochs=row.epochs, batch_size=row.batch_size)
-    return {"architecture": ARCHITECTURE[data.family], "init": row.init, **dataclasses.asdict(budget)}
-
-
-def train_config(options: dict) -> TrainConfig:
-    return TrainConfig(**{f.name: options[f.name] for f in dataclasses.fields(TrainConfig)})
+    budget = dataclasses.replace(defaults.training, epochs=row.epochs, batch_size=row.batch_size)
+    return {"architecture": defaults.architecture, "init": row.init, **dataclasses.asdict(budget)}
 
 
 INITS = ("undefended", "scratch")
@@ -69,9 +66,10 @@ def initialise(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) 
         raise BenchError(f"option init={options['init']!r}: choose one of {', '.join(INITS)}")
     if options["init"] == "scratch":
         return
-    if options["architecture"] != ARCHITECTURE[data.family]:
+    architecture = family(data.family).architecture
+    if options["architecture"] != architecture:
         raise BenchError(f"init=undefended needs the undefended model's architecture "
-                         f"{ARCHITECTURE[data.family]!r}; with architecture={options['architecture']!r} "
+                         f"{architecture!r}; with architecture={options['architecture']!r} "
                          f"use init=scratch")
     model.load_state_dict(ctx.undefended().state_dict())
 
@@ -114,12 +112,17 @@ def cross_entropy_sum(y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]
 
 
 def robust_accuracy(model: nn.Module, data: Dataset, device: torch.device, *, eps: float,
-                    step_size: float, steps: int, start: str) -> float:
+                    step_size: float, steps: int, start: str,
+                    objectives: Sequence[Callable[[torch.Tensor], Callable]] = (cross_entropy_sum,)) -> float:
     """Accuracy on the first :data:`VALIDATION_IMAGES` of ``data.x_val`` under :func:`pgd_linf`.
 
     The score that picks the epoch robust training keeps: validation data only,
     the same images and the same random starts every epoch (a forked RNG, so
-    scoring leaves the training run's random stream untouched).
+    scoring leaves the training run's random stream untouched).  The attack
+    runs once per objective (each a function of the labels, cross-entropy by
+    default); an image counts when the model, deciding as it does at test time
+    (``bench.models.classify``: its own ``predict`` if it has one), gets it
+    right after every one of them.
     """
     x = torch.as_tensor(data.x_val[:VALIDATION_IMAGES], device=device)
     y = torch.as_tensor(data.y_val[:VALIDATION_IMAGES], device=device)
@@ -128,7 +131,9 @@ def robust_accuracy(model: nn.Module, data: Dataset, device: torch.device, *, ep
         torch.manual_seed(0)
         for batch in range(0, len(y), 256):
             xb, yb = x[batch:batch + 256], y[batch:batch + 256]
-            x_adv = pgd_linf(model, xb, cross_entropy_sum(yb), eps, step_size, steps, start)
-            with torch.no_grad():
-                correct += int((model(x_adv).argmax(1) == yb).sum())
+            survives = torch.ones(len(yb), dtype=torch.bool, device=device)
+            for objective in objectives:
+                x_adv = pgd_linf(model, xb, objective(yb), eps, step_size, steps, start)
+                survives &= torch.as_tensor(classify(model, x_adv, device), device=device) == yb
+            correct += int(survives.sum())
     return correct / len(y)

@@ -38,10 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.datasets import Dataset
+from bench.families import TrainConfig
 from bench.models import train
 from defenses import Defense, FitContext
 from defenses.baseline_defaults import BASELINES
-from defenses.robust_training import build, initialise, pgd_linf, robust_accuracy, train_config, training_options
+from defenses.robust_training import build, initialise, pgd_linf, robust_accuracy, training_options
 
 
 def _defaults(data: Dataset) -> dict:
@@ -73,7 +74,7 @@ def _fit(model: nn.Module, data: Dataset, options: dict, ctx: FitContext) -> Non
                                start="uniform")
 
     initialise(model, data, options, ctx)
-    train(model, data, train_config(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
+    train(model, data, TrainConfig.from_options(options), seed=ctx.seed, device=ctx.device, batch_loss=batch_loss,
           score=score, desc="train trades", progress=ctx.progress)
 
 

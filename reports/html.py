@@ -42,10 +42,11 @@ from markupsafe import Markup, escape
 import bench
 from attacks import REGISTRY as ATTACKS
 from attacks import ThreatModel
-from attacks.catalog import EPS, STRONG
+from attacks.catalog import STRONG
 from bench.cache import write_bytes_atomic
 from bench.flags import read_flags
 from bench.errors import BenchError
+from bench.families import standard_budgets
 from bench.metrics import with_intervals
 from bench.gate import METRICS
 from bench.provenance import read_invocations
@@ -434,8 +435,7 @@ def ranking_section(run: Run, flags: dict) -> list[dict]:
     if rows is None or rows.empty:
         return []
     flagged = {(f["dataset"], f["defense"]) for f in flags["flags"]}
-    standard = {name: EPS.get(name.removesuffix("-subset")) for name in rows["dataset"].unique()}
-    table = ranking(rows, flagged, {k: v for k, v in standard.items() if v is not None})
+    table = ranking(rows, flagged, standard_budgets(rows["dataset"].unique()))
     labels = run.frame.drop_duplicates(["dataset", "defense", "defense_options", "seed"])
     label = {(r["dataset"], r["defense"], str(r["defense_options"]), int(r["seed"])): r["defense_label"]
              for _, r in labels.iterrows()}

@@ -17,7 +17,7 @@ PACKAGES = ("bench", "defenses", "attacks", "reports")
 #: Layer -> its modules, lowest first; a module may import its own layer and those below.
 LAYERS = {
     "low-level": {f"bench.{name}" for name in (
-        "errors", "names", "plugins", "devices", "cache", "datasets", "models", "metrics", "parallel",
+        "errors", "names", "plugins", "devices", "cache", "datasets", "families", "models", "metrics", "parallel",
         "progress", "provenance", "results")} | {"bench.__version__"},
     "plugins": {"defenses", "attacks"},
     "runner": {f"bench.{name}" for name in (

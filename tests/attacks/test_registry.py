@@ -6,9 +6,10 @@ import torch
 
 from attacks import REGISTRY, ThreatModel, get_attack
 from attacks.art_adapter import art_classifier, run_attack
-from attacks.catalog import FAMILIES, default_params
+from attacks.catalog import default_params
 from bench.cache import Cache, default_cache_dir
 from bench.errors import BenchError
+from bench.families import FAMILIES
 from bench.metrics import perturbation_norms
 from bench.models import classify
 from bench.runner import trained_model

@@ -11,7 +11,7 @@ import attacks
 import defenses
 from attacks import ThreatModel
 from attacks.art_adapter import BLACKBOX_OUTPUT
-from attacks.catalog import SWEEP
+from bench.families import FAMILIES
 from bench.results import ResultsStore
 from bench.runner import Settings, make_grid, run_grid
 from bench.spec import GridSpec
@@ -83,7 +83,7 @@ def test_transfer_examples_are_the_undefended_models_whitebox_ones(grid):
 def test_minimal_attack_sweep_scores_one_run_at_each_budget_of_its_norm(tmp_path):
     cells = make_grid(GridSpec(["digits"], ["none"], ["deepfool", "fgsm"], ["whitebox"], eps=[0.1, 0.3],
                                samples=SAMPLES, eps_sweep=True))
-    l2_grid = SWEEP["digits"][attacks.Norm.L2]
+    l2_grid = FAMILIES["digits"].sweep["l2"]
     assert sorted((c.attack, c.eps or 0) for c in cells) == sorted(
         [("fgsm", 0.1), ("fgsm", 0.3), ("deepfool", 0)] + [("deepfool", e) for e in l2_grid])
     table = run_grid(cells, Settings(out_dir=tmp_path, device="cpu", progress=False)).table

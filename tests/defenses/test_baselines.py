@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from attacks.catalog import EPS, FAMILIES
 from bench.cache import Cache, default_cache_dir
 from bench.cli import cli
+from bench.families import FAMILIES
 from bench.models import logits_of
 from bench.runner import trained_model
 from defenses import REGISTRY
@@ -62,7 +62,7 @@ def test_robust_training_beats_the_undefended_model_under_iterative_attack(grid)
     for name in ("adv-pgd", "trades"):
         assert _cell(grid, name, "bim")["robust_accuracy"] >= undefended + 0.15, name
     # Trained on the budget it is evaluated at, never a smaller one.
-    assert (grid.loc[grid.attack == "bim", "mean_linf"] <= EPS["digits"] + 1e-6).all()
+    assert (grid.loc[grid.attack == "bim", "mean_linf"] <= FAMILIES["digits"].eps + 1e-6).all()
 
 
 def test_distillation_masks_softmax_gradients_and_cw_on_logits_breaks_it(grid, tmp_path):
@@ -90,7 +90,7 @@ def test_inner_pgd_stays_in_the_ball_and_raises_the_loss(digits):
     model = _model(digits, "none")
     x = torch.as_tensor(digits.x_test[:64])
     y = torch.as_tensor(digits.y_test[:64])
-    eps = EPS["digits"]
+    eps = FAMILIES["digits"].eps
     x_adv = pgd_linf(model, x, cross_entropy_sum(y), eps, step_size=0.075, steps=10, start="uniform")
     assert (x_adv - x).abs().max() <= eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     with torch.no_grad():
@@ -105,5 +105,5 @@ def test_inner_pgd_stays_in_the_ball_and_raises_the_loss(digits):
 def test_defaults_table_trains_at_the_evaluation_budget():
     assert set(BASELINES) == set(FAMILIES)
     for family, row in BASELINES.items():
-        assert row.eps == EPS[family], family
+        assert row.eps == FAMILIES[family].eps, family
         assert row.step_size * row.steps >= row.eps, family  # the inner PGD can cross the ball

@@ -6,7 +6,7 @@ its examples transfer better than BIM's.  ART's ``ProjectedGradientDescent``
 with ``decay`` and no random start.
 
 Distance measure: L∞, at the suite's standard budget per dataset family
-(``attacks.catalog.EPS``); the step size follows ``--eps``.
+(``bench.families``); the step size follows ``--eps``.
 Arguments (per family in ``parameters``): eps (float), max_iter (int, 10), decay (float, 1.0).
 Shapes: images ``N×C×H×W`` in [0, 1] -> adversarial images of the same shape.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from art.attacks.evasion import ProjectedGradientDescent
 
 from attacks import AttackSpec, Norm, ThreatModel
-from attacks.catalog import EPS
+from bench.families import FAMILIES
 
 MI_FGSM = AttackSpec(
     name="mi-fgsm",
@@ -33,5 +33,5 @@ MI_FGSM = AttackSpec(
     make=lambda estimator, p: ProjectedGradientDescent(
         estimator, norm="inf", eps=p["eps"], eps_step=p["eps"] / p["max_iter"], max_iter=p["max_iter"],
         decay=p["decay"], num_random_init=0),
-    parameters={family: {"eps": eps, "max_iter": 10, "decay": 1.0} for family, eps in EPS.items()},
+    parameters={name: {"eps": family.eps, "max_iter": 10, "decay": 1.0} for name, family in FAMILIES.items()},
 )

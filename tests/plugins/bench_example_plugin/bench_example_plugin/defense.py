@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.models import ARCHITECTURE, build_classifier
+from bench.families import family
+from bench.models import build_classifier
 from defenses import Defense
 
 
@@ -41,7 +42,7 @@ class Quantized(nn.Module):
 
 
 def _build(data, options: dict) -> nn.Module:
-    return Quantized(build_classifier(data, ARCHITECTURE[data.family]), options["bits"])
+    return Quantized(build_classifier(data, family(data.family).architecture), options["bits"])
 
 
 def _fit(model: Quantized, data, options: dict, ctx) -> None:
