@@ -49,7 +49,7 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 from art.utils import check_and_transform_label_format
 
-from attacks._torch import batches, clip_range, frozen, logits_function
+from attacks._torch import TorchEvasionAttack, batches, clip_range, frozen
 
 IMPLEMENTATION = "attacks.cw/2"
 
@@ -57,51 +57,31 @@ _TANH_SMOOTHER = 0.999999  # ART's: keeps atanh finite at the box's edges
 _C_UPPER = 1e10
 
 
-class CarliniL2Method(EvasionAttack):
+class CarliniL2Method(TorchEvasionAttack):
     attack_params = EvasionAttack.attack_params + [
         "confidence", "targeted", "learning_rate", "max_iter", "binary_search_steps", "initial_const",
         "max_halving", "max_doubling", "batch_size", "verbose"]
-    _estimator_requirements = (PyTorchClassifier,)
     _tanh_smoother = _TANH_SMOOTHER
 
     def __init__(self, classifier: PyTorchClassifier, confidence: float = 0.0, targeted: bool = False,
                  learning_rate: float = 0.01, binary_search_steps: int = 10, max_iter: int = 10,
                  initial_const: float = 0.01, max_halving: int = 5, max_doubling: int = 5,
                  batch_size: int = 1, verbose: bool = True) -> None:
-        super().__init__(estimator=classifier)
-        self.confidence = confidence
-        self._targeted = targeted
-        self.learning_rate = learning_rate
-        self.binary_search_steps = binary_search_steps
-        self.max_iter = max_iter
-        self.initial_const = initial_const
-        self.max_halving = max_halving
-        self.max_doubling = max_doubling
-        self.batch_size = batch_size
-        self.verbose = verbose
-        self._check_params()
-
-    @property
-    def targeted(self) -> bool:
-        return self._targeted
-
-    @targeted.setter
-    def targeted(self, value: bool) -> None:
-        self._targeted = value
+        super().__init__(classifier, confidence=confidence, targeted=targeted, learning_rate=learning_rate,
+                         binary_search_steps=binary_search_steps, max_iter=max_iter,
+                         initial_const=initial_const, max_halving=max_halving, max_doubling=max_doubling,
+                         batch_size=batch_size, verbose=verbose)
 
     def _check_params(self) -> None:
+        super()._check_params()
         if not isinstance(self.binary_search_steps, int) or self.binary_search_steps < 0:
             raise ValueError("The number of binary search steps must be a non-negative integer.")
         if not isinstance(self.max_iter, int) or self.max_iter < 0:
             raise ValueError("The number of iterations must be a non-negative integer.")
-        if self.batch_size <= 0:
-            raise ValueError("The batch size `batch_size` has to be positive.")
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
-        estimator = self.estimator
-        device = estimator.device
-        logits = logits_function(estimator)
-        x_all = torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+        estimator, device = self.estimator, self.estimator.device
+        logits, x_all = self._on_device(x)
         clip = clip_range(estimator) or (float(x_all.min()), float(x_all.max()))
         if self.targeted and y is None:
             raise ValueError("Target labels `y` need to be provided for a targeted attack.")

@@ -52,7 +52,7 @@ import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 
-from attacks._torch import batches, clip_range, frozen, logits_function
+from attacks._torch import TorchEvasionAttack, batches, clip_range, frozen
 
 #: Part of adversarial-example cache keys: bump when the generated images could change.
 IMPLEMENTATION = "attacks.deepfool/1"
@@ -60,37 +60,28 @@ IMPLEMENTATION = "attacks.deepfool/1"
 _TOL = 10e-8  # ART's tolerance in both denominators
 
 
-class DeepFool(EvasionAttack):
+class DeepFool(TorchEvasionAttack):
     attack_params = EvasionAttack.attack_params + ["max_iter", "epsilon", "nb_grads", "batch_size", "verbose"]
-    _estimator_requirements = (PyTorchClassifier,)
 
     def __init__(self, classifier: PyTorchClassifier, max_iter: int = 100, epsilon: float = 1e-6,
                  nb_grads: int = 10, batch_size: int = 1, verbose: bool = True) -> None:
-        super().__init__(estimator=classifier)
-        self.max_iter = max_iter
-        self.epsilon = epsilon
-        self.nb_grads = nb_grads
-        self.batch_size = batch_size
-        self.verbose = verbose
-        self._check_params()
+        super().__init__(classifier, max_iter=max_iter, epsilon=epsilon, nb_grads=nb_grads,
+                         batch_size=batch_size, verbose=verbose)
 
     def _check_params(self) -> None:
+        super()._check_params()
         if not isinstance(self.max_iter, int) or self.max_iter <= 0:
             raise ValueError("The number of iterations must be a positive integer.")
         if not isinstance(self.nb_grads, int) or self.nb_grads <= 0:
             raise ValueError("The number of class gradients to compute must be a positive integer.")
         if self.epsilon < 0:
             raise ValueError("The overshoot parameter must not be negative.")
-        if self.batch_size <= 0:
-            raise ValueError("The batch size `batch_size` has to be positive.")
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
-        estimator = self.estimator
-        device = estimator.device
-        logits = logits_function(estimator)
+        estimator, device = self.estimator, self.estimator.device
+        logits, x_all = self._on_device(x)
         clip = clip_range(estimator)
         scale = 1.0 if clip is None else clip[1] - clip[0]
-        x_all = torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
         out = torch.empty_like(x_all)
         with frozen(estimator.model):
             with torch.no_grad():

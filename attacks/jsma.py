@@ -42,35 +42,26 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 from art.utils import check_and_transform_label_format, random_targets
 
-from attacks._torch import batches, clip_range, frozen, logits_function
+from attacks._torch import TorchEvasionAttack, batches, clip_range, frozen
 
 IMPLEMENTATION = "attacks.jsma/1"
 
 
-class SaliencyMapMethod(EvasionAttack):
+class SaliencyMapMethod(TorchEvasionAttack):
     attack_params = EvasionAttack.attack_params + ["theta", "gamma", "batch_size", "verbose"]
-    _estimator_requirements = (PyTorchClassifier,)
 
     def __init__(self, classifier: PyTorchClassifier, theta: float = 0.1, gamma: float = 1.0,
                  batch_size: int = 1, verbose: bool = True) -> None:
-        super().__init__(estimator=classifier)
-        self.theta = theta
-        self.gamma = gamma
-        self.batch_size = batch_size
-        self.verbose = verbose
-        self._check_params()
+        super().__init__(classifier, theta=theta, gamma=gamma, batch_size=batch_size, verbose=verbose)
 
     def _check_params(self) -> None:
+        super()._check_params()
         if self.gamma <= 0 or self.gamma > 1:
             raise ValueError("The total perturbation percentage `gamma` must be between 0 and 1.")
-        if self.batch_size <= 0:
-            raise ValueError("The batch size `batch_size` has to be positive.")
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
-        estimator = self.estimator
-        device = estimator.device
-        logits = logits_function(estimator)
-        x_all = torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+        estimator, device = self.estimator, self.estimator.device
+        logits, x_all = self._on_device(x)
         with frozen(estimator.model):
             with torch.no_grad():
                 preds = torch.cat([logits(x_all[part]).argmax(1) for part in batches(len(x_all), 256)])
