@@ -139,39 +139,36 @@ def implementations(name, data, model, x, y, device, seed, skip):
             lambda xb, yb: plain_pgd(model, xb, yb, eps, step, steps, start), model, x, y, device, batch)))
     elif name == "deepfool":
         runs.append(("deepfool-art", _suite("deepfool-art", data, model, x, y, device, seed)))
-        if "torchattacks" not in skip:
-            peer = ta.DeepFool(model, steps=50, overshoot=0.02)
-            runs.append(("torchattacks", _torch_runner(lambda xb, yb: peer(xb, yb), model, x, y, device, batch)))
+        peer = ta.DeepFool(model, steps=50, overshoot=0.02)
+        runs.append(("torchattacks", _torch_runner(lambda xb, yb: peer(xb, yb), model, x, y, device, batch)))
     elif name == "jsma":
         runs.append(("jsma-art", _suite("jsma-art", data, model, x, y, device, seed)))
-        if "torchattacks" not in skip:
-            # torchattacks' JSMA is the paper's pairwise saliency map (features² per image), so it
-            # runs 16 images at a time; random targets like the suite's (from the seeded RNG).
-            peer = ta.JSMA(model, theta=1.0, gamma=0.1)
-            rng = np.random.default_rng(seed)
-            targets = (y + rng.integers(1, data.num_classes, size=len(y))) % data.num_classes
+        # torchattacks' JSMA is the paper's pairwise saliency map (features² per image), so it
+        # runs 16 images at a time; random targets like the suite's (from the seeded RNG).
+        peer = ta.JSMA(model, theta=1.0, gamma=0.1)
+        rng = np.random.default_rng(seed)
+        targets = (y + rng.integers(1, data.num_classes, size=len(y))) % data.num_classes
 
-            def jsma_run():
-                out = []
-                for i in range(0, len(x), 16):
-                    xb = torch.as_tensor(x[i:i + 16], device=device)
-                    tb = torch.as_tensor(targets[i:i + 16], device=device, dtype=torch.long)
-                    peer.set_mode_targeted_by_label(quiet=True)
-                    out.append(peer(xb, tb).detach().cpu().numpy())
-                return np.concatenate(out)
-            runs.append(("torchattacks", jsma_run))
+        def jsma_run():
+            out = []
+            for i in range(0, len(x), 16):
+                xb = torch.as_tensor(x[i:i + 16], device=device)
+                tb = torch.as_tensor(targets[i:i + 16], device=device, dtype=torch.long)
+                peer.set_mode_targeted_by_label(quiet=True)
+                out.append(peer(xb, tb).detach().cpu().numpy())
+            return np.concatenate(out)
+        runs.append(("torchattacks", jsma_run))
     elif name == "cw-l2":
         runs.append(("cw-l2-art", _suite("cw-l2-art", data, model, x, y, device, seed)))
-        if "torchattacks" not in skip:
-            # torchattacks' CW has no search over c: one c = 1 for 250 Adam steps (the suite's 5 × 50).
-            peer = ta.CW(model, c=1.0, kappa=0, steps=250, lr=0.05)
-            runs.append(("torchattacks", _torch_runner(lambda xb, yb: peer(xb, yb), model, x, y, device, batch)))
+        # torchattacks' CW has no search over c: one c = 1 for 250 Adam steps (the suite's 5 × 50).
+        peer = ta.CW(model, c=1.0, kappa=0, steps=250, lr=0.05)
+        runs.append(("torchattacks", _torch_runner(lambda xb, yb: peer(xb, yb), model, x, y, device, batch)))
     elif name == "square":
         runs.append(("square-art", _suite("square-art", data, model, x, y, device, seed, blackbox=True)))
         peer = ta.Square(model, norm="Linf", eps=params["eps"], n_queries=params["max_iter"], n_restarts=1,
                          p_init=params["p_init"], loss="margin", seed=seed)
         runs.append(("torchattacks", _torch_runner(lambda xb, yb: peer(xb, yb), model, x, y, device, batch)))
-    return runs
+    return [(impl, run) for impl, run in runs if impl not in skip]
 
 
 def strength(model, x, y, x_adv, device) -> dict:
@@ -210,7 +207,8 @@ def main(argv=None) -> None:
     parser.add_argument("--attacks", default=",".join(ATTACKS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--skip", default="", help="comma list: torchattacks (its slow DeepFool/JSMA/CW)")
+    parser.add_argument("--skip", default="",
+                        help="comma list of implementations not to run, e.g. torchattacks (its slow JSMA), cw-l2-art")
     parser.add_argument("--dundi", default="", help="dataset for DunDi's predict vs forward (empty: skip)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "attacks.csv"))
     args = parser.parse_args(argv)
