@@ -171,6 +171,16 @@ def implementations(name, data, model, x, y, device, seed, skip):
     return [(impl, run) for impl, run in runs if impl not in skip]
 
 
+def warm_up(model, x, device, batch) -> None:
+    """One input gradient of ``model`` per batch shape of ``x``, untimed, before an attack's group:
+    torch's first call on a new shape builds its kernels, which would otherwise be charged to
+    whichever implementation runs first (the suite: measured 1.40× instead of 1.07× on FGSM)."""
+    xs = torch.as_tensor(x, device=device)
+    for i in range(0, len(xs), batch):
+        xb = xs[i:i + batch].clone().requires_grad_(True)
+        torch.autograd.grad(model(xb).sum(), xb)
+
+
 def strength(model, x, y, x_adv, device) -> dict:
     clean = classify(model, x, device)
     adv = classify(model, x_adv, device)
@@ -226,6 +236,7 @@ def main(argv=None) -> None:
     rows = []
     for name in filter(None, args.attacks.split(",")):
         group = []
+        warm_up(model, x, device, BATCH_SIZE[device.type])
         for impl, run in implementations(name, data, model, x, y, device, 0, skip):
             np.random.seed(0)
             torch.manual_seed(0)
