@@ -130,7 +130,7 @@ class CarliniL2Method(TorchEvasionAttack):
                     reached = margin <= 0
                     improved = reached & (l2 < best_l2)
                     best_l2 = torch.where(improved, l2, best_l2)
-                    best[improved] = x_adv[improved].detach()
+                    best = torch.where(improved.view(-1, *([1] * (x0.ndim - 1))), x_adv, best)
                     succeeded |= reached
                 if step == self.max_iter:
                     break

@@ -174,7 +174,9 @@ def implementations(name, data, model, x, y, device, seed, skip):
 def warm_up(model, x, device, batch) -> None:
     """One input gradient of ``model`` per batch shape of ``x``, untimed, before an attack's group:
     torch's first call on a new shape builds its kernels, which would otherwise be charged to
-    whichever implementation runs first (the suite: measured 1.40× instead of 1.07× on FGSM)."""
+    whichever implementation runs first (the suite: measured 1.40× instead of 1.07× on FGSM).
+    Each implementation then runs once on two images, untimed, for its own first-call costs
+    (the first Adam step imports part of torch: 1.6 s charged to the suite's C&W on digits)."""
     xs = torch.as_tensor(x, device=device)
     for i in range(0, len(xs), batch):
         xb = xs[i:i + batch].clone().requires_grad_(True)
@@ -237,6 +239,8 @@ def main(argv=None) -> None:
     for name in filter(None, args.attacks.split(",")):
         group = []
         warm_up(model, x, device, BATCH_SIZE[device.type])
+        for _, run in implementations(name, data, model, x[:2], y[:2], device, 0, skip):
+            run()  # each implementation's first call (imports such as torch.optim's, set-up) untimed
         for impl, run in implementations(name, data, model, x, y, device, 0, skip):
             np.random.seed(0)
             torch.manual_seed(0)
