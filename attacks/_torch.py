@@ -1,10 +1,12 @@
 """What the suite's own attack classes share: the PyTorch model behind an ART estimator.
 
 The classes in ``attacks/deepfool.py``, ``attacks/jsma.py``, ``attacks/cw.py`` are
-:class:`TorchEvasionAttack` subclasses (ART ``EvasionAttack`` on ART's ``PyTorchClassifier``): same parameters
-and ``generate(x, y) -> x_adv`` contract as ART's, but every step runs as batched
+``attacks.torch_evasion.TorchEvasionAttack`` subclasses (ART ``EvasionAttack`` on
+ART's ``PyTorchClassifier``): same parameters and ``generate(x, y) -> x_adv`` contract as ART's, but every step runs as batched
 torch on the estimator's device (the GPU when there is one), with no NumPy round
-trip per step and no gradient computed for the model's weights.
+trip per step and no gradient computed for the model's weights.  This module imports
+no ART: the adapter imports it on every run, and a run whose adversarial examples all
+come from the cache never imports ART.
 """
 
 from __future__ import annotations
@@ -14,34 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from art.attacks.attack import EvasionAttack
-from art.estimators.classification import PyTorchClassifier
 from torch import nn
-
-
-class TorchEvasionAttack(EvasionAttack):
-    """The tiny base of the suite's own attacks: ART's ``EvasionAttack`` on a ``PyTorchClassifier``.
-
-    A subclass lists its parameters in ``attack_params`` (ART's convention) and
-    its ``__init__`` hands them, by name, to this one, which sets them through
-    ART's ``set_params`` (so a later ``attack.set_params(...)`` checks them the
-    same way); its ``_check_params`` adds its own rules to the batch size's.
-    """
-
-    _estimator_requirements = (PyTorchClassifier,)
-
-    def __init__(self, classifier: PyTorchClassifier, **params) -> None:
-        super().__init__(estimator=classifier)
-        self.set_params(**params)
-
-    def _check_params(self) -> None:
-        if self.batch_size <= 0:
-            raise ValueError("The batch size `batch_size` has to be positive.")
-
-    def _on_device(self, x: np.ndarray) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
-        """The estimator's logits function and ``x`` as a float32 tensor on its device."""
-        return logits_function(self.estimator), torch.as_tensor(np.asarray(x, dtype=np.float32),
-                                                                device=self.estimator.device)
 
 
 def logits_function(estimator) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -49,7 +49,8 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 from art.utils import check_and_transform_label_format
 
-from attacks._torch import TorchEvasionAttack, batches, clip_range, frozen
+from attacks._torch import batches, clip_range, frozen
+from attacks.torch_evasion import TorchEvasionAttack
 
 IMPLEMENTATION = "attacks.cw/2"
 

@@ -52,7 +52,8 @@ import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 
-from attacks._torch import TorchEvasionAttack, batches, clip_range, frozen
+from attacks._torch import batches, clip_range, frozen
+from attacks.torch_evasion import TorchEvasionAttack
 
 #: Part of adversarial-example cache keys: bump when the generated images could change.
 IMPLEMENTATION = "attacks.deepfool/1"

@@ -152,3 +152,16 @@ def test_list_help_and_argument_errors_import_no_heavy_package(args):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "heavy:", done.stdout.splitlines()[-1]
+
+
+def test_a_run_imports_art_only_when_it_builds_an_attack():
+    # A warm run (every adversarial example from the cache) never builds an attack, so the modules
+    # a run imports must not import ART themselves (it takes seconds: benchmarks/README.md).
+    code = ("import sys, bench.api, bench.runner, attacks.art_adapter, attacks.catalog, reports.html\n"
+            "print('art' in sys.modules)\n"
+            "from attacks import get_attack\n"
+            "get_attack('deepfool').make  # looking an attack up builds nothing either\n"
+            "print('art' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"], done.stdout
