@@ -2,11 +2,12 @@
 
 The classes in ``attacks/deepfool.py``, ``attacks/jsma.py``, ``attacks/cw.py`` are
 ``attacks.torch_evasion.TorchEvasionAttack`` subclasses (ART ``EvasionAttack`` on
-ART's ``PyTorchClassifier``): same parameters and ``generate(x, y) -> x_adv`` contract as ART's, but every step runs as batched
-torch on the estimator's device (the GPU when there is one), with no NumPy round
-trip per step and no gradient computed for the model's weights.  This module imports
-no ART: the adapter imports it on every run, and a run whose adversarial examples all
-come from the cache never imports ART.
+ART's ``PyTorchClassifier``): same parameters and ``generate(x, y) -> x_adv``
+contract as ART's, but every step runs as batched torch on the estimator's device
+(the GPU when there is one), with no NumPy round trip per step and no gradient
+computed for the model's weights.  This module imports no ART: the adapter
+imports it on every run, and a run whose adversarial examples all come from the
+cache never imports ART.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import numpy as np
 from attacks import AttackSpec, Norm, ThreatModel
 from bench.errors import BenchError
 from bench.families import FAMILIES
-from bench.families import family as family_defaults
+from bench.families import family as family_defaults  # ``family`` is the parameter name below
 
 if TYPE_CHECKING:
     from art.attacks.evasion import AutoAttack, AutoProjectedGradientDescent
@@ -66,6 +66,7 @@ def _evasion():
     import art.attacks.evasion
 
     return art.attacks.evasion
+
 
 def _each(**params) -> dict[str, dict]:
     """The same parameters for every family, with that family's ε where ``eps=True``."""
